@@ -1,0 +1,164 @@
+/** `tsmpirun [options] SCRIPT [args…]`: the command line, validated. */
+import { TsmpiError } from '../runtime/errors.js';
+
+export interface RunOptions {
+  np: number | null;
+  hosts: string | null;
+  hostfile: string | null;
+  /** true: --oversubscribe; false: --no-oversubscribe; null: the default */
+  oversubscribe: boolean | null;
+  env: [string, string | null][];
+  tagOutput: boolean;
+  timeout: number | null;
+  files: string[];
+  results: string | null;
+  identity: string | null;
+  knownHosts: string | null;
+  script: string;
+  args: string[];
+}
+
+export type Command = { kind: 'run'; options: RunOptions } | { kind: 'keygen'; out: string } | { kind: 'help' } | { kind: 'version' };
+
+export const USAGE = `usage: tsmpirun [options] SCRIPT [args…]
+       tsmpirun keygen --out DIR
+
+Starts ranks of SCRIPT (.ts or .js) that talk through 'tsmpi'.
+
+options:
+  -n, -np N               number of ranks (default: the slots available)
+  --host h1[:slots],h2…   hosts to run on ('localhost' runs local children)
+  --hostfile FILE         Open MPI hostfile: name slots=N [max_slots=M] [port=P]
+  --oversubscribe         allow more ranks than slots on every host
+  --no-oversubscribe      refuse more ranks than slots, also on this machine
+  -x NAME[=VALUE]         export an environment variable to every rank
+  --tag-output            prefix every output line with [rank]
+  --timeout SECONDS       end the job after SECONDS (exit code 124) and say what
+                          each unfinished rank was waiting on
+  --files a,b,…           files shipped to every remote host beside the script
+  --results FILE          write partial results as JSON lines ('-' for stdout)
+  --identity FILE         the launcher's key (default ~/.tsmpi/id)
+  --known-hosts FILE      pinned host keys (default ~/.tsmpi/known_hosts)
+  -h, --help              this text
+  --version               the version
+`;
+
+function usage(message: string): TsmpiError {
+  return new TsmpiError('ERR_ARG', message);
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function parseArgs(argv: string[]): Command {
+  if (argv[0] === 'keygen') {
+    let out: string | null = null;
+    for (let i = 1; i < argv.length; i++) {
+      const a = argv[i]!;
+      if (a === '--out') out = argv[++i] ?? null;
+      else if (a.startsWith('--out=')) out = a.slice(6);
+      else throw usage(`keygen: unknown argument ${JSON.stringify(a)}`);
+    }
+    if (!out) throw usage('keygen: --out DIR is required');
+    return { kind: 'keygen', out };
+  }
+  const o: RunOptions = {
+    np: null,
+    hosts: null,
+    hostfile: null,
+    oversubscribe: null,
+    env: [],
+    tagOutput: false,
+    timeout: null,
+    files: [],
+    results: null,
+    identity: null,
+    knownHosts: null,
+    script: '',
+    args: [],
+  };
+  let i = 0;
+  const value = (name: string, inline: string | undefined): string => {
+    if (inline !== undefined) return inline;
+    const v = argv[++i];
+    if (v === undefined) throw usage(`${name} needs a value`);
+    return v;
+  };
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-') break;
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
+    switch (name) {
+      case '-h':
+      case '--help':
+        return { kind: 'help' };
+      case '--version':
+        return { kind: 'version' };
+      case '-n':
+      case '-np':
+      case '--np': {
+        const v = value(name, inline);
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw usage(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+        o.np = n;
+        break;
+      }
+      case '--host':
+      case '-H':
+        o.hosts = value(name, inline);
+        break;
+      case '--hostfile':
+        o.hostfile = value(name, inline);
+        break;
+      case '--oversubscribe':
+        o.oversubscribe = true;
+        break;
+      case '--no-oversubscribe':
+        o.oversubscribe = false;
+        break;
+      case '-x': {
+        const v = value(name, inline);
+        const k = v.indexOf('=');
+        const key = k < 0 ? v : v.slice(0, k);
+        if (!ENV_NAME.test(key)) throw usage(`-x: ${JSON.stringify(key)} is not a valid environment variable name`);
+        o.env.push([key, k < 0 ? null : v.slice(k + 1)]);
+        break;
+      }
+      case '--tag-output':
+        o.tagOutput = true;
+        break;
+      case '--timeout': {
+        const v = value(name, inline);
+        const t = Number(v);
+        if (v.trim() === '' || !Number.isFinite(t) || t <= 0) throw usage(`--timeout must be a positive number of seconds, got ${JSON.stringify(v)}`);
+        o.timeout = t;
+        break;
+      }
+      case '--files':
+        o.files.push(...value(name, inline).split(',').map((s) => s.trim()).filter(Boolean));
+        break;
+      case '--results':
+        o.results = value(name, inline);
+        break;
+      case '--identity':
+        o.identity = value(name, inline);
+        break;
+      case '--known-hosts':
+        o.knownHosts = value(name, inline);
+        break;
+      default:
+        throw usage(`unknown option ${JSON.stringify(arg)}`);
+    }
+  }
+  const script = argv[i];
+  if (script === undefined) throw usage('no SCRIPT given');
+  o.script = script;
+  o.args = argv.slice(i + 1);
+  if (o.hosts !== null && o.hostfile !== null) throw usage('give --host or --hostfile, not both');
+  return { kind: 'run', options: o };
+}

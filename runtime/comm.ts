@@ -1,0 +1,223 @@
+/**
+ * Comm: a communicator (MPI_Comm). Thin: it validates arguments, translates ranks,
+ * and hands off to the engine, the fabric and the collective algorithms.
+ */
+import { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB } from './constants.js';
+import { TsmpiError } from './errors.js';
+import { Request } from './request.js';
+import type { Received, Status } from './status.js';
+import { decodeValue, encodeValue, type Encoded } from './wire/codec.js';
+import { FrameFlag } from './wire/frame.js';
+import type { Message } from './engine.js';
+import type { World } from './world.js';
+
+export interface SendrecvOptions {
+  sendTag?: number;
+  source?: number;
+  recvTag?: number;
+}
+
+/** @internal what a communicator is made of */
+export interface CommCore {
+  world: World;
+  /** communicator rank → world rank */
+  group: readonly number[];
+  /** world rank → communicator rank */
+  rankOf: ReadonlyMap<number, number>;
+  /** context id of point-to-point traffic; collectives use ctx + 1 */
+  ctx: number;
+  rank: number;
+}
+
+export class Comm {
+  readonly rank: number;
+  readonly size: number;
+  /** @internal */
+  readonly core: CommCore;
+
+  /** @internal */
+  constructor(core: CommCore) {
+    this.core = core;
+    this.rank = core.rank;
+    this.size = core.group.length;
+  }
+
+  /** A small number naming this communicator in reports. */
+  get id(): number {
+    return this.core.ctx >>> 1;
+  }
+
+  // ---- point to point -------------------------------------------------
+
+  /** Send `data` to `dest`; resolves once `data` may be reused (buffered mode). */
+  send(data: unknown, dest: number, tag = 0): Promise<void> {
+    return this.startSend(data, dest, tag, false, 'send');
+  }
+
+  /** Synchronous send: resolves once the receiver has matched the message. */
+  ssend(data: unknown, dest: number, tag = 0): Promise<void> {
+    return this.startSend(data, dest, tag, true, 'ssend');
+  }
+
+  isend(data: unknown, dest: number, tag = 0): Request<undefined> {
+    return request(this.startSend(data, dest, tag, false, 'isend').then(() => undefined));
+  }
+
+  issend(data: unknown, dest: number, tag = 0): Request<undefined> {
+    return request(this.startSend(data, dest, tag, true, 'issend').then(() => undefined));
+  }
+
+  /** Receive the next matching message's data. */
+  recv<T = any>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<T> {
+    return this.startRecv(source, tag, 'recv').then((m) => (m === null ? undefined : decode(m)) as T);
+  }
+
+  /** Receive with the envelope: `{ data, source, tag }`. */
+  recvWithStatus<T = any>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Received<T>> {
+    return this.startRecv(source, tag, 'recv').then((m) =>
+      m === null ? { data: undefined as T, source: PROC_NULL, tag: ANY_TAG } : { data: decode(m) as T, source: this.core.rankOf.get(m.src)!, tag: m.tag },
+    );
+  }
+
+  irecv<T = any>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Request<T> {
+    return request(this.recv<T>(source, tag));
+  }
+
+  /** Send to `dest` and receive (from `source`, default any) at once; resolves to the received data. */
+  async sendrecv<T = any>(data: unknown, dest: number, options: SendrecvOptions = {}): Promise<T> {
+    const { sendTag = 0, source = ANY_SOURCE, recvTag = ANY_TAG } = options ?? {};
+    // Everything that can be refused is checked before the receive is posted,
+    // so a refused call never leaves a receive behind to swallow a later message.
+    this.checkSource(source);
+    this.checkRecvTag(recvTag);
+    const e = this.prepareSend(data, dest, sendTag);
+    const r = this.recv<T>(source, recvTag);
+    r.catch(() => {});
+    await this.postSend(e, dest, sendTag, false, 'sendrecv');
+    return r;
+  }
+
+  /** Wait until a matching message is available, without receiving it. */
+  probe(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Status> {
+    try {
+      this.checkSource(source);
+      this.checkRecvTag(tag);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (source === PROC_NULL) return Promise.resolve({ source: PROC_NULL, tag: ANY_TAG, bytes: 0 });
+    const w = this.core.world;
+    const p = w.engine.wait(this.core.ctx, this.worldSource(source), tag, this.core.group, true);
+    return w.pending.track(`probe(source=${fmt(source)}, tag=${fmt(tag)})`, this.id, p).then((m) => this.status(m));
+  }
+
+  /** A matching message's status if one is available now, else `undefined`. Never waits. */
+  iprobe(source: number = ANY_SOURCE, tag: number = ANY_TAG): Status | undefined {
+    this.checkSource(source);
+    this.checkRecvTag(tag);
+    if (source === PROC_NULL) return { source: PROC_NULL, tag: ANY_TAG, bytes: 0 };
+    const m = this.core.world.engine.tryProbe(this.core.ctx, this.worldSource(source), tag);
+    return m ? this.status(m) : undefined;
+  }
+
+  /** End every rank of the job; `tsmpirun` exits with `code`. */
+  abort(code = 1): Promise<never> {
+    return this.core.world.abort(code);
+  }
+
+  // ---- internals ------------------------------------------------------
+
+  private status(m: Message): Status {
+    return { source: this.core.rankOf.get(m.src)!, tag: m.tag, bytes: m.payload.length };
+  }
+
+  private worldSource(source: number): number {
+    return source === ANY_SOURCE ? ANY_SOURCE : this.core.group[source]!;
+  }
+
+  private startSend(data: unknown, dest: number, tag: number, sync: boolean, op: string): Promise<void> {
+    let e: Encoded | null;
+    try {
+      e = this.prepareSend(data, dest, tag);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.postSend(e, dest, tag, sync, op);
+  }
+
+  /** Validate a send and encode its data; null for PROC_NULL. Throws what is refused. */
+  private prepareSend(data: unknown, dest: number, tag: number): Encoded | null {
+    this.checkDest(dest);
+    this.checkSendTag(tag);
+    return dest === PROC_NULL ? null : encodeValue(data);
+  }
+
+  private postSend(e: Encoded | null, dest: number, tag: number, sync: boolean, op: string): Promise<void> {
+    if (e === null) return Promise.resolve();
+    const w = this.core.world;
+    const p = w.fabric.send(this.core.group[dest]!, this.core.ctx, tag, e, sync);
+    return w.pending.track(`${op}(dest=${dest}, tag=${tag}, bytes=${e.length})`, this.id, p);
+  }
+
+  /** Resolves to the message, or null for PROC_NULL. */
+  private startRecv(source: number, tag: number, op: string): Promise<Message | null> {
+    try {
+      this.checkSource(source);
+      this.checkRecvTag(tag);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (source === PROC_NULL) return Promise.resolve(null);
+    const w = this.core.world;
+    const p = w.engine.wait(this.core.ctx, this.worldSource(source), tag, this.core.group, false);
+    return w.pending.track(`${op}(source=${fmt(source)}, tag=${fmt(tag)})`, this.id, p);
+  }
+
+  private checkDest(dest: number): void {
+    if (dest === PROC_NULL) return;
+    if (!Number.isInteger(dest) || dest < 0 || dest >= this.size) {
+      throw new TsmpiError('ERR_RANK', `destination ${String(dest)} is not a rank of this communicator (size ${this.size}) nor PROC_NULL`);
+    }
+  }
+
+  private checkSource(source: number): void {
+    if (source === PROC_NULL || source === ANY_SOURCE) return;
+    if (!Number.isInteger(source) || source < 0 || source >= this.size) {
+      throw new TsmpiError('ERR_RANK', `source ${String(source)} is not a rank of this communicator (size ${this.size}), ANY_SOURCE nor PROC_NULL`);
+    }
+  }
+
+  private checkSendTag(tag: number): void {
+    if (!Number.isInteger(tag) || tag < 0 || tag > TAG_UB) {
+      throw new TsmpiError('ERR_TAG', `send tag ${String(tag)} is not an integer in 0..${TAG_UB}`);
+    }
+  }
+
+  private checkRecvTag(tag: number): void {
+    if (tag === ANY_TAG) return;
+    if (!Number.isInteger(tag) || tag < 0 || tag > TAG_UB) {
+      throw new TsmpiError('ERR_TAG', `receive tag ${String(tag)} is not an integer in 0..${TAG_UB} nor ANY_TAG`);
+    }
+  }
+}
+
+function fmt(v: number): string {
+  return v === ANY_SOURCE ? 'ANY' : String(v);
+}
+
+/** Decode a message's data; an ERROR frame becomes the error it carries. */
+export function decode(m: Message): unknown {
+  const v = decodeValue(m.enc, m.elem, m.payload);
+  if (m.flags & FrameFlag.ERROR) {
+    const { code, message } = v as { code: string; message: string };
+    const err = new TsmpiError(code as TsmpiError['code'], message);
+    throw err;
+  }
+  return v;
+}
+
+function request<T>(p: Promise<T>): Request<T> {
+  // A request the caller only tests must not crash the process as an unhandled rejection.
+  p.catch(() => {});
+  return new Request(p);
+}

@@ -1,0 +1,262 @@
+/**
+ * The mesh between ranks: one outgoing link per peer, made on first send, and the
+ * incoming links peers make to us. Frames in, messages to the engine; messages
+ * out, frames to links. Knows nothing of communicators.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { TsmpiError } from './errors.js';
+import type { Engine, FlowSource, Message } from './engine.js';
+import { encodeHeader, FrameDecoder, FrameFlag, FrameType, HEADER_SIZE, type FrameHeader } from './wire/frame.js';
+import { encodeJson, decodeJson, flatten, type Encoded } from './wire/codec.js';
+import type { Link, Listener, Transport } from './transport/transport.js';
+
+/** Messages up to this size are copied into the frame buffer and sent in one write. */
+const SMALL = 16 * 1024;
+/** Large payloads are handed to the socket in slices of at most this size. */
+const SLICE = 256 * 1024 * 1024;
+/** How long to wait for a peer's connection to close after the launcher says it is gone. */
+const GONE_GRACE_MS = 300;
+
+export interface FabricOptions {
+  self: number;
+  addresses: (string | null)[];
+  secret: string;
+  transport: Transport;
+  listener: Listener | null;
+  engine: Engine;
+  maxPayload: number;
+  connectTimeoutMs: number;
+}
+
+interface Ack {
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+class OutLink {
+  link: Link | null = null;
+  lost: TsmpiError | null = null;
+  readonly backlog: (() => void)[] = [];
+  readonly acks = new Map<number, Ack>();
+}
+
+class InLink implements FlowSource {
+  rank = -1;
+  unexpectedBytes = 0;
+  constructor(readonly link: Link) {}
+  pause(): void {
+    this.link.pause();
+  }
+  resume(): void {
+    this.link.resume();
+  }
+}
+
+export class Fabric {
+  private readonly out = new Map<number, OutLink>();
+  private readonly incoming = new Map<number, Set<InLink>>();
+  private seq = 0;
+  readonly size: number;
+
+  constructor(private readonly o: FabricOptions) {
+    this.size = o.addresses.length;
+    o.listener?.onLink((link) => this.accept(link));
+  }
+
+  get self(): number {
+    return this.o.self;
+  }
+
+  /** Send an encoded value; resolves once the bytes left user memory (or, with `sync`, once matched). */
+  send(dest: number, ctx: number, tag: number, e: Encoded, sync: boolean, extraFlags = 0): Promise<void> {
+    const flags = (sync ? FrameFlag.SYNC : 0) | extraFlags;
+    if (dest === this.o.self) return this.sendSelf(ctx, tag, e, flags, sync);
+    const why = this.o.engine.isGone(dest);
+    if (why !== undefined) return Promise.reject(new TsmpiError('ERR_PEER_LOST', `cannot send to rank ${dest}: it is gone (${why})`));
+    const out = this.outLink(dest);
+    return new Promise<void>((resolve, reject) => {
+      const go = () => this.write(out, dest, ctx, tag, e, flags, sync, resolve, reject);
+      if (out.lost) reject(out.lost);
+      else if (out.link) go();
+      else out.backlog.push(go);
+    });
+  }
+
+  private sendSelf(ctx: number, tag: number, e: Encoded, flags: number, sync: boolean): Promise<void> {
+    const m: Message = { ctx, src: this.o.self, tag, flags, enc: e.enc, elem: e.elem, payload: flatten(e), onMatched: null, from: null };
+    if (!sync) {
+      this.o.engine.deliver(m);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      m.onMatched = resolve;
+      this.o.engine.deliver(m);
+    });
+  }
+
+  private write(out: OutLink, dest: number, ctx: number, tag: number, e: Encoded, flags: number, sync: boolean, resolve: () => void, reject: (e: Error) => void): void {
+    if (out.lost) return reject(out.lost);
+    const link = out.link!;
+    const seq = sync ? (this.seq = (this.seq + 1) >>> 0) : 0;
+    const h: FrameHeader = { type: FrameType.DATA, flags, enc: e.enc, elem: e.elem, ctx, src: this.o.self, tag, seq, length: e.length };
+    const done = (err?: Error | null) => {
+      if (err) {
+        if (sync) out.acks.delete(seq);
+        reject(new TsmpiError('ERR_PEER_LOST', `sending to rank ${dest} failed: ${err.message}`, { cause: err }));
+      } else if (!sync) resolve();
+    };
+    if (sync) out.acks.set(seq, { resolve, reject });
+    if (e.length <= SMALL) {
+      const buf = Buffer.allocUnsafe(HEADER_SIZE + e.length);
+      encodeHeader(h, buf, 0);
+      let off = HEADER_SIZE;
+      for (const p of e.parts) {
+        buf.set(p, off);
+        off += p.byteLength;
+      }
+      link.write(buf, done);
+      return;
+    }
+    const chunks: Uint8Array[] = [encodeHeader(h)];
+    for (const p of e.parts) {
+      for (let off = 0; off < p.byteLength; off += SLICE) chunks.push(p.subarray(off, Math.min(off + SLICE, p.byteLength)));
+    }
+    link.writeMany(chunks, done);
+  }
+
+  private outLink(dest: number): OutLink {
+    let out = this.out.get(dest);
+    if (out) return out;
+    out = new OutLink();
+    this.out.set(dest, out);
+    const o = out;
+    const address = this.o.addresses[dest];
+    const fail = (err: TsmpiError) => {
+      if (o.lost) return;
+      o.lost = err;
+      for (const a of o.acks.values()) a.reject(err);
+      o.acks.clear();
+      const backlog = o.backlog.splice(0);
+      for (const go of backlog) go();
+    };
+    if (!address) {
+      fail(new TsmpiError('ERR_PEER_LOST', `rank ${dest} never joined the job`));
+      this.o.engine.peerGone(dest, 'it never joined the job');
+      return out;
+    }
+    this.o.transport.connect(address, this.o.connectTimeoutMs).then(
+      (link) => {
+        link.ref(false);
+        o.link = link;
+        const decoder = new FrameDecoder((h) => {
+          if (h.type !== FrameType.ACK) throw new TsmpiError('ERR_PROTOCOL', `rank ${dest} sent frame type ${h.type} on an outgoing link`);
+          const a = o.acks.get(h.seq);
+          if (a) {
+            o.acks.delete(h.seq);
+            a.resolve();
+          }
+        }, { maxPayload: 0 });
+        link.onData((chunk) => {
+          try {
+            decoder.push(chunk);
+          } catch (err) {
+            link.destroy(err as Error);
+          }
+        });
+        link.onClose((err) => {
+          fail(new TsmpiError('ERR_PEER_LOST', `the link to rank ${dest} closed${err ? `: ${err.message}` : ''}`, { cause: err }));
+        });
+        link.write(encodeHelloFrame(this.o.self, this.o.secret));
+        const backlog = o.backlog.splice(0);
+        for (const go of backlog) go();
+      },
+      (err: TsmpiError) => {
+        fail(new TsmpiError('ERR_PEER_LOST', `cannot reach rank ${dest}: ${err.message}`, { cause: err }));
+        this.o.engine.peerGone(dest, 'its address does not answer');
+      },
+    );
+    return out;
+  }
+
+  private accept(link: Link): void {
+    link.ref(false);
+    const inl = new InLink(link);
+    const decoder = new FrameDecoder(
+      (h, payload) => {
+        if (inl.rank < 0) {
+          inl.rank = this.checkHello(h, payload);
+          let set = this.incoming.get(inl.rank);
+          if (!set) this.incoming.set(inl.rank, (set = new Set()));
+          set.add(inl);
+          return;
+        }
+        if (h.type !== FrameType.DATA) throw new TsmpiError('ERR_PROTOCOL', `unexpected frame type ${h.type} from rank ${inl.rank}`);
+        if (h.src !== inl.rank) throw new TsmpiError('ERR_PROTOCOL', `rank ${inl.rank} sent a frame claiming source ${h.src}`);
+        const m: Message = { ctx: h.ctx, src: inl.rank, tag: h.tag, flags: h.flags, enc: h.enc, elem: h.elem, payload, onMatched: null, from: inl };
+        if (h.flags & FrameFlag.SYNC) {
+          const seq = h.seq;
+          m.onMatched = () => {
+            const ack = encodeHeader({ type: FrameType.ACK, flags: 0, enc: 0, elem: 0, ctx: h.ctx, src: this.o.self, tag: h.tag, seq, length: 0 });
+            link.write(ack);
+          };
+        }
+        this.o.engine.deliver(m);
+      },
+      { maxPayload: this.o.maxPayload },
+    );
+    link.onData((chunk) => {
+      try {
+        decoder.push(chunk);
+      } catch (err) {
+        link.destroy(err as Error);
+      }
+    });
+    link.onClose((err) => {
+      if (inl.rank < 0) return;
+      this.incoming.get(inl.rank)?.delete(inl);
+      const why = err ? `its link failed: ${err.message}` : 'its process ended';
+      this.o.engine.peerGone(inl.rank, why);
+    });
+  }
+
+  private checkHello(h: FrameHeader, payload: Buffer): number {
+    if (h.type !== FrameType.HELLO) throw new TsmpiError('ERR_PROTOCOL', 'a peer link must start with HELLO');
+    const hello = decodeJson(payload) as { rank?: unknown; secret?: unknown };
+    const rank = hello.rank;
+    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= this.size) {
+      throw new TsmpiError('ERR_PROTOCOL', `HELLO names no valid rank`);
+    }
+    if (typeof hello.secret !== 'string' || !sameSecret(hello.secret, this.o.secret)) {
+      throw new TsmpiError('ERR_AUTH', `a peer claiming rank ${rank} does not know this job's secret`);
+    }
+    return rank;
+  }
+
+  /** The launcher reports that a rank's process ended. */
+  launcherSaysGone(rank: number): void {
+    if (rank === this.o.self) return;
+    setTimeout(() => {
+      const set = this.incoming.get(rank);
+      if (!set || set.size === 0) this.o.engine.peerGone(rank, 'its process ended');
+    }, GONE_GRACE_MS).unref();
+  }
+
+  close(): void {
+    for (const o of this.out.values()) o.link?.close();
+    this.o.listener?.close();
+  }
+}
+
+export function encodeHelloFrame(rank: number, secret: string): Buffer {
+  const payload = encodeJson({ rank, secret });
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+  encodeHeader({ type: FrameType.HELLO, flags: 0, enc: 2, elem: 0, ctx: 0, src: rank, tag: 0, seq: 0, length: payload.length }, buf, 0);
+  payload.copy(buf, HEADER_SIZE);
+  return buf;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,38 @@
+/**
+ * Entry point of every rank process started by tsmpirun or tsmpid:
+ *   node rank-main.js COMPILED_SCRIPT ORIGINAL_SCRIPT [args…]
+ * Connects to the launcher before the user's code runs, so that any failure,
+ * even an import error, reaches the launcher with its stack.
+ */
+import { pathToFileURL } from 'node:url';
+import { connectLauncher, toLauncher } from './world.js';
+
+const [compiled, original, ...args] = process.argv.slice(2);
+if (!compiled || !original) {
+  process.stderr.write('rank-main: usage: rank-main COMPILED ORIGINAL [args…]\n');
+  process.exit(2);
+}
+process.setSourceMapsEnabled(true);
+
+let failing = false;
+function fail(err: unknown): void {
+  if (failing) return;
+  failing = true;
+  const stack = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `uncaught value: ${String(err)}`;
+  const exit = () => process.exit(1);
+  if (!toLauncher({ t: 'failed', stack }, exit)) {
+    process.stderr.write(stack + '\n');
+    exit();
+  }
+  setTimeout(exit, 1000).unref();
+}
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
+
+await connectLauncher();
+process.argv = [process.argv[0]!, original, ...args];
+try {
+  await import(pathToFileURL(compiled).href);
+} catch (e) {
+  fail(e);
+}

@@ -1,0 +1,197 @@
+/**
+ * Value encoding: what a message's payload bytes mean. Pure.
+ *
+ * - RAW: a typed array, Buffer, DataView or ArrayBuffer travels as its own bytes
+ *   (no per-element work, no copy on the sending side); `elem` names its type.
+ * - V8: anything else `structuredClone` accepts, through Node's v8 serializer.
+ * - JSON: control-plane messages.
+ */
+import { serialize, deserialize } from 'node:v8';
+import { TsmpiError } from '../errors.js';
+
+export const Encoding = { V8: 0, RAW: 1, JSON: 2 } as const;
+
+type ViewCtor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayBufferView; BYTES_PER_ELEMENT: number };
+
+/** Element type codes of RAW payloads. Index = code. */
+const VIEW_TYPES: (ViewCtor | null)[] = [
+  null,
+  Uint8Array,
+  Int8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+];
+const ELEM_BUFFER = 12;
+const ELEM_ARRAYBUFFER = 13;
+const ELEM_DATAVIEW = 14;
+export const MAX_ELEM = 14;
+
+export interface Encoded {
+  enc: number;
+  elem: number;
+  /** payload pieces, sent back to back; RAW pieces view the caller's memory */
+  parts: Uint8Array[];
+  length: number;
+  /** true when `parts` alias the caller's memory (send must finish before the caller may reuse it) */
+  aliased: boolean;
+}
+
+function elemOf(value: object): number {
+  if (Buffer.isBuffer(value)) return ELEM_BUFFER;
+  if (value instanceof DataView) return ELEM_DATAVIEW;
+  const ctor = value.constructor;
+  for (let i = 1; i < VIEW_TYPES.length; i++) if (VIEW_TYPES[i] === ctor) return i;
+  return 0;
+}
+
+/** Encode a value for the wire; throws ERR_SERIALIZE naming where the value cannot be cloned. */
+export function encodeValue(value: unknown): Encoded {
+  if (typeof value === 'object' && value !== null) {
+    if (ArrayBuffer.isView(value)) {
+      const elem = elemOf(value);
+      if (elem !== 0) {
+        const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+        return { enc: Encoding.RAW, elem, parts: [bytes], length: bytes.byteLength, aliased: true };
+      }
+    } else if (value instanceof ArrayBuffer) {
+      return { enc: Encoding.RAW, elem: ELEM_ARRAYBUFFER, parts: [new Uint8Array(value)], length: value.byteLength, aliased: true };
+    }
+  }
+  let bytes: Buffer;
+  try {
+    bytes = serialize(value);
+  } catch (e) {
+    throw new TsmpiError('ERR_SERIALIZE', `cannot send this value: ${describeUnclonable(value)}`, { cause: e });
+  }
+  return { enc: Encoding.V8, elem: 0, parts: [bytes], length: bytes.length, aliased: false };
+}
+
+/** One contiguous copy of an encoded value (self-sends, tests). */
+export function flatten(e: Encoded): Buffer {
+  const out = Buffer.allocUnsafeSlow(e.length);
+  let off = 0;
+  for (const p of e.parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Decode a payload. A payload that does not own its memory exactly (a view into a
+ * larger network chunk) is copied first, so the value never exposes other bytes.
+ */
+export function decodeValue(enc: number, elem: number, payload: Buffer): unknown {
+  if (enc === Encoding.RAW) return decodeRaw(elem, ownBytes(payload));
+  if (enc === Encoding.V8) {
+    try {
+      return deserialize(ownBytes(payload));
+    } catch (e) {
+      throw new TsmpiError('ERR_PROTOCOL', 'a message payload could not be deserialized', { cause: e });
+    }
+  }
+  if (enc === Encoding.JSON) return decodeJson(payload);
+  throw new TsmpiError('ERR_PROTOCOL', `unknown payload encoding ${enc}`);
+}
+
+function ownBytes(payload: Buffer): Buffer {
+  if (payload.byteOffset === 0 && payload.buffer.byteLength === payload.byteLength) return payload;
+  const copy = Buffer.allocUnsafeSlow(payload.byteLength);
+  copy.set(payload);
+  return copy;
+}
+
+function decodeRaw(elem: number, bytes: Buffer): unknown {
+  const ab = bytes.buffer as ArrayBuffer;
+  switch (elem) {
+    case ELEM_BUFFER:
+      return bytes;
+    case ELEM_ARRAYBUFFER:
+      return ab;
+    case ELEM_DATAVIEW:
+      return new DataView(ab, 0, bytes.byteLength);
+  }
+  const ctor = VIEW_TYPES[elem];
+  if (!ctor) throw new TsmpiError('ERR_PROTOCOL', `unknown typed array code ${elem}`);
+  if (bytes.byteLength % ctor.BYTES_PER_ELEMENT !== 0) {
+    throw new TsmpiError('ERR_PROTOCOL', `${bytes.byteLength} bytes is not a whole number of ${ctor.name} elements`);
+  }
+  return new ctor(ab, 0, bytes.byteLength / ctor.BYTES_PER_ELEMENT);
+}
+
+export function encodeJson(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+export function decodeJson(payload: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
+  } catch (e) {
+    throw new TsmpiError('ERR_PROTOCOL', 'a control payload is not valid JSON', { cause: e });
+  }
+}
+
+/**
+ * Find the first place inside `value` that cannot be cloned and say what it is,
+ * e.g. `value.jobs[2].run is a function`. Only runs after serialization failed.
+ */
+export function describeUnclonable(value: unknown): string {
+  const seen = new Set<unknown>();
+  const found = locate(value, 'value', seen);
+  return found ?? `value (${kindOf(value)}) cannot be cloned`;
+}
+
+function clonable(v: unknown): boolean {
+  try {
+    serialize(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function kindOf(v: unknown): string {
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'symbol') return 'a symbol';
+  if (v instanceof WeakMap || v instanceof WeakSet) return `a ${v.constructor.name}`;
+  if (v instanceof Promise) return 'a Promise';
+  if (typeof v === 'object' && v !== null) return `an object of class ${v.constructor?.name ?? 'null-prototype'}`;
+  return typeof v;
+}
+
+function locate(v: unknown, path: string, seen: Set<unknown>): string | null {
+  if (typeof v === 'function' || typeof v === 'symbol') return `${path} is ${kindOf(v)}`;
+  if (typeof v !== 'object' || v === null) return null;
+  if (seen.has(v)) return null;
+  seen.add(v);
+  if (clonable(v)) return null;
+  const children: [string, unknown][] = [];
+  if (v instanceof Map) {
+    let i = 0;
+    for (const [k, x] of v) {
+      children.push([`${path}.<Map key #${i}>`, k], [`${path}.get(#${i})`, x]);
+      i++;
+    }
+  } else if (v instanceof Set) {
+    let i = 0;
+    for (const x of v) children.push([`${path}.<Set item #${i++}>`, x]);
+  } else if (Array.isArray(v)) {
+    v.forEach((x, i) => children.push([`${path}[${i}]`, x]));
+  } else {
+    for (const k of Object.keys(v)) {
+      children.push([/^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, (v as Record<string, unknown>)[k]]);
+    }
+  }
+  for (const [p, x] of children) {
+    const r = locate(x, p, seen);
+    if (r) return r;
+  }
+  return `${path} is ${kindOf(v)}, which cannot be cloned`;
+}

@@ -1,0 +1,216 @@
+/**
+ * The process's place in a job: built once by `init()`. Under `tsmpirun` (the
+ * TSMPI_* environment is set) it joins the job through the launcher's control
+ * channel; otherwise it is a singleton world of size 1 where every call works.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname, totalmem } from 'node:os';
+import { Comm } from './comm.js';
+import { ControlClient } from './control.js';
+import { Engine } from './engine.js';
+import { TsmpiError } from './errors.js';
+import { Fabric } from './fabric.js';
+import { PendingRegistry } from './pending.js';
+import { CONTROL_VERSION, type RankToLauncher } from './wire/control.js';
+import { socketTransport } from './transport/socket.js';
+
+/** Environment a launched rank reads. */
+export const ENV = {
+  control: 'TSMPI_CONTROL',
+  rank: 'TSMPI_RANK',
+  size: 'TSMPI_SIZE',
+  secret: 'TSMPI_SECRET',
+  listen: 'TSMPI_LISTEN',
+  host: 'TSMPI_HOST',
+  initTimeout: 'TSMPI_INIT_TIMEOUT',
+} as const;
+
+export class World {
+  readonly engine: Engine;
+  readonly pending = new PendingRegistry();
+  /** next free context id for dup/split (even numbers; ctx + 1 is the collective context) */
+  nextCtx = 2;
+
+  constructor(
+    readonly rank: number,
+    readonly size: number,
+    readonly host: string,
+    readonly fabric: Fabric,
+    engine: Engine,
+    readonly control: ControlClient | null,
+  ) {
+    this.engine = engine;
+  }
+
+  async abort(code: number): Promise<never> {
+    const c = Number.isInteger(code) && code >= 0 && code <= 255 ? code : 1;
+    const failure = new TsmpiError('ERR_ABORTED', `rank ${this.rank} called abort(${c})`);
+    this.engine.failAll(failure);
+    if (this.control) {
+      await new Promise<void>((resolve) => {
+        this.control!.send({ t: 'abort', code: c }, () => resolve());
+        setTimeout(resolve, 1000).unref();
+      });
+    }
+    process.exit(c);
+  }
+}
+
+/** The launched process's state, shared by rank-main and `init()`. */
+interface Launched {
+  control: ControlClient;
+  rank: number;
+  size: number;
+  secret: string;
+  listen: string;
+  host: string;
+  /** ranks the launcher reported gone, possibly before init() */
+  gone: Set<number>;
+}
+
+let launched: Launched | null = null;
+let launching: Promise<Launched | null> | null = null;
+
+function envInt(name: string): number {
+  const v = Number(process.env[name]);
+  if (!Number.isInteger(v) || v < 0) throw new TsmpiError('ERR_ARG', `environment variable ${name} is not a valid number`);
+  return v;
+}
+
+/** Connect to the launcher if this process was started by one (idempotent). */
+export function connectLauncher(): Promise<Launched | null> {
+  if (launching) return launching;
+  launching = (async () => {
+    const address = process.env[ENV.control];
+    if (!address) return null;
+    const rank = envInt(ENV.rank);
+    const size = envInt(ENV.size);
+    const secret = process.env[ENV.secret] ?? '';
+    const control = await ControlClient.connect(socketTransport, address, 10_000);
+    control.send({ t: 'hello', v: CONTROL_VERSION, rank, pid: process.pid, secret });
+    control.onClose(() => {
+      // The launcher is gone: nothing may be left behind.
+      process.exit(1);
+    });
+    const l: Launched = { control, rank, size, secret, listen: process.env[ENV.listen] ?? '', host: process.env[ENV.host] ?? hostname(), gone: new Set() };
+    control.onMessage((m) => {
+      if (m.t === 'gone') l.gone.add(m.rank);
+    });
+    launched = l;
+    return l;
+  })();
+  return launching;
+}
+
+/** Send a control message to the launcher, if there is one. */
+export function toLauncher(msg: RankToLauncher, done?: () => void): boolean {
+  if (!launched) return false;
+  launched.control.send(msg, done);
+  return true;
+}
+
+let world: Promise<World> | null = null;
+
+/** The world communicator. Idempotent. */
+export function init(): Promise<Comm> {
+  world ??= makeWorld();
+  return world.then(worldComm);
+}
+
+const worldComms = new WeakMap<World, Comm>();
+function worldComm(w: World): Comm {
+  let c = worldComms.get(w);
+  if (!c) {
+    const group = Array.from({ length: w.size }, (_, i) => i);
+    c = new Comm({ world: w, group, rankOf: new Map(group.map((r) => [r, r])), ctx: 0, rank: w.rank });
+    worldComms.set(w, c);
+  }
+  return c;
+}
+
+async function makeWorld(): Promise<World> {
+  const l = await connectLauncher();
+  const maxPayload = Math.max(totalmem(), 1 << 30);
+  if (!l) {
+    const engine = new Engine(0);
+    const fabric = new Fabric({
+      self: 0,
+      addresses: [null],
+      secret: randomBytes(16).toString('hex'),
+      transport: socketTransport,
+      listener: null,
+      engine,
+      maxPayload,
+      connectTimeoutMs: 10_000,
+    });
+    return new World(0, 1, hostname(), fabric, engine, null);
+  }
+  const listener = await socketTransport.listen(l.listen);
+  const engine = new Engine(l.rank);
+  const timeoutS = Number(process.env[ENV.initTimeout] ?? 120);
+  const table = await new Promise<(string | null)[]>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new TsmpiError('ERR_TIMEOUT', `init(): the other ranks did not all start within ${timeoutS} s`)),
+      timeoutS * 1000,
+    );
+    l.control.onMessage((m) => {
+      if (m.t === 'table') {
+        clearTimeout(timer);
+        resolve(m.addresses);
+      } else if (m.t === 'refused') {
+        clearTimeout(timer);
+        reject(new TsmpiError(m.code as TsmpiError['code'], m.message));
+      }
+    });
+    l.control.ref(true);
+    l.control.send({ t: 'listening', address: listener.address });
+  }).finally(() => l.control.ref(false));
+  if (table.length !== l.size) throw new TsmpiError('ERR_PROTOCOL', `the launcher sent ${table.length} addresses for ${l.size} ranks`);
+  const fabric = new Fabric({
+    self: l.rank,
+    addresses: table,
+    secret: l.secret,
+    transport: socketTransport,
+    listener,
+    engine,
+    maxPayload,
+    connectTimeoutMs: 30_000,
+  });
+  const w = new World(l.rank, l.size, l.host, fabric, engine, l.control);
+  table.forEach((address, r) => {
+    if (address === null && r !== l.rank) engine.peerGone(r, 'it ended without joining the job');
+  });
+  for (const r of l.gone) fabric.launcherSaysGone(r);
+  w.pending.keepAlive = (on) => l.control.ref(on);
+  l.control.onMessage((m) => {
+    if (m.t === 'gone') fabric.launcherSaysGone(m.rank);
+    else if (m.t === 'dump') l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued: engine.queued() });
+  });
+  return w;
+}
+
+/** A provisional result, streamed to the launcher (printed, or written with --results). */
+export function reportPartial(value: unknown): void {
+  let v: unknown;
+  try {
+    v = JSON.parse(JSON.stringify(value ?? null));
+  } catch (e) {
+    throw new TsmpiError('ERR_SERIALIZE', `reportPartial: the value is not JSON-serializable: ${(e as Error).message}`, { cause: e });
+  }
+  if (!toLauncher({ t: 'partial', value: v, time: Date.now() / 1000 })) {
+    process.stderr.write(`[partial] ${JSON.stringify(v)}\n`);
+  }
+}
+
+let lastProgress = 0;
+/** Drive the launcher's progress bar: `done` of `total` units of this rank's work. */
+export function reportProgress(done: number, total: number): void {
+  if (!Number.isFinite(done) || !Number.isFinite(total) || total < 0 || done < 0) {
+    throw new TsmpiError('ERR_ARG', `reportProgress(done, total) needs finite non-negative numbers, got (${done}, ${total})`);
+  }
+  const now = performance.now();
+  // Coalesced: at most ~10 updates a second per rank, but the last one always goes.
+  if (done < total && now - lastProgress < 100) return;
+  lastProgress = now;
+  toLauncher({ t: 'progress', done, total });
+}
