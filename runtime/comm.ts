@@ -10,6 +10,9 @@ import { decodeValue, encodeValue, type Encoded } from './wire/codec.js';
 import { FrameFlag } from './wire/frame.js';
 import type { Message } from './engine.js';
 import type { World } from './world.js';
+import * as coll from './collectives.js';
+import { SUM, toOp, type OpLike } from './op.js';
+import { UNDEFINED } from './constants.js';
 
 export interface SendrecvOptions {
   sendTag?: number;
@@ -27,6 +30,8 @@ export interface CommCore {
   /** context id of point-to-point traffic; collectives use ctx + 1 */
   ctx: number;
   rank: number;
+  /** sequence number of the next collective call (its tag) */
+  seq: number;
 }
 
 export class Comm {
@@ -118,6 +123,114 @@ export class Comm {
     if (source === PROC_NULL) return { source: PROC_NULL, tag: ANY_TAG, bytes: 0 };
     const m = this.core.world.engine.tryProbe(this.core.ctx, this.worldSource(source), tag);
     return m ? this.status(m) : undefined;
+  }
+
+  // ---- collectives ---------------------------------------------------
+
+  /** Wait until every rank of the communicator has called barrier. */
+  barrier(): Promise<void> {
+    return this.collective('barrier()', (r) => coll.barrier(r));
+  }
+
+  /** `data` from `root`, on every rank. */
+  bcast<T = any>(data?: T, root = 0): Promise<T> {
+    return this.collective(`bcast(root=${root})`, (r) => coll.bcast(r, data, root) as Promise<T>, root);
+  }
+
+  /** Rank i gets `values[i]` of the root's array (others pass `undefined`). */
+  scatter<T = any>(values: readonly T[] | undefined, root = 0): Promise<T> {
+    return this.collective(`scatter(root=${root})`, (r) => coll.scatter(r, values, root) as Promise<T>, root);
+  }
+
+  /** Every rank's `data`, as an array in rank order at `root`; `undefined` elsewhere. */
+  gather<T = any>(data: T, root = 0): Promise<T[] | undefined> {
+    return this.collective(`gather(root=${root})`, (r) => coll.gather(r, data, root) as Promise<T[] | undefined>, root);
+  }
+
+  /** Every rank's `data`, as an array in rank order, on every rank. */
+  allgather<T = any>(data: T): Promise<T[]> {
+    return this.collective('allgather()', (r) => coll.allgather(r, data) as Promise<T[]>);
+  }
+
+  /** Rank i sends `values[j]` to rank j and gets back what each rank sent it, in rank order. */
+  alltoall<T = any>(values: readonly T[]): Promise<T[]> {
+    return this.collective('alltoall()', (r) => coll.alltoall(r, values) as Promise<T[]>);
+  }
+
+  /** The reduction of every rank's `data` at `root`; `undefined` elsewhere. */
+  reduce<T = any>(data: T, op: OpLike = SUM, root = 0): Promise<T | undefined> {
+    return this.withOp(op, (o) => this.collective(`reduce(op=${o.name}, root=${root})`, (r) => coll.reduce(r, data, o, root) as Promise<T | undefined>, root));
+  }
+
+  /** The reduction of every rank's `data`, on every rank. */
+  allreduce<T = any>(data: T, op: OpLike = SUM): Promise<T> {
+    return this.withOp(op, (o) => this.collective(`allreduce(op=${o.name})`, (r) => coll.allreduce(r, data, o) as Promise<T>));
+  }
+
+  /** Inclusive prefix reduction: rank i gets data₀ op … op dataᵢ. */
+  scan<T = any>(data: T, op: OpLike = SUM): Promise<T> {
+    return this.withOp(op, (o) => this.collective(`scan(op=${o.name})`, (r) => coll.scan(r, data, o, false) as Promise<T>));
+  }
+
+  /** Exclusive prefix reduction: rank i gets data₀ op … op dataᵢ₋₁; `undefined` on rank 0. */
+  exscan<T = any>(data: T, op: OpLike = SUM): Promise<T | undefined> {
+    return this.withOp(op, (o) => this.collective(`exscan(op=${o.name})`, (r) => coll.scan(r, data, o, true) as Promise<T | undefined>));
+  }
+
+  // ---- communicators --------------------------------------------------
+
+  /**
+   * Split into disjoint communicators, one per `color`; ranks in each are ordered
+   * by `key`, then by rank here. Color `UNDEFINED` gives `null`.
+   */
+  async split(color: number, key: number = this.rank): Promise<Comm | null> {
+    if (color !== UNDEFINED && (!Number.isInteger(color) || color < 0)) {
+      throw new TsmpiError('ERR_ARG', `split: color must be a non-negative integer or UNDEFINED, got ${String(color)}`);
+    }
+    if (!Number.isInteger(key)) throw new TsmpiError('ERR_ARG', `split: key must be an integer, got ${String(key)}`);
+    const w = this.core.world;
+    const all = await this.collective(`split(color=${color}, key=${key})`, (r) => coll.allgather(r, [color, key, w.nextCtx]) as Promise<[number, number, number][]>);
+    const ctx = Math.max(...all.map((x) => x[2]));
+    w.nextCtx = Math.max(w.nextCtx, ctx + 2);
+    if (color === UNDEFINED) return null;
+    const members = all
+      .map(([c, k], r) => ({ c, k, r }))
+      .filter((m) => m.c === color)
+      .sort((a, b) => a.k - b.k || a.r - b.r)
+      .map((m) => this.core.group[m.r]!);
+    return Comm.fromGroup(w, members, ctx);
+  }
+
+  /** A communicator with the same ranks whose traffic never mixes with this one's. */
+  async dup(): Promise<Comm> {
+    const w = this.core.world;
+    const ctx = await this.collective('dup()', (r) => coll.allreduce(r, w.nextCtx, toOp((a: number, b: number) => Math.max(a, b))) as Promise<number>);
+    w.nextCtx = Math.max(w.nextCtx, ctx + 2);
+    return Comm.fromGroup(w, this.core.group, ctx);
+  }
+
+  /** @internal */
+  static fromGroup(world: World, group: readonly number[], ctx: number): Comm {
+    const rankOf = new Map(group.map((wr, i) => [wr, i]));
+    return new Comm({ world, group, rankOf, ctx, rank: rankOf.get(world.rank)!, seq: 0 });
+  }
+
+  private withOp<T>(op: OpLike, run: (o: ReturnType<typeof toOp>) => Promise<T>): Promise<T> {
+    let o;
+    try {
+      o = toOp(op);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return run(o);
+  }
+
+  private collective<T>(desc: string, run: (r: coll.Round) => Promise<T>, root?: number): Promise<T> {
+    if (root !== undefined && (!Number.isInteger(root) || root < 0 || root >= this.size)) {
+      return Promise.reject(new TsmpiError('ERR_ROOT', `${desc}: root ${String(root)} is not a rank of this communicator (size ${this.size})`));
+    }
+    const r = coll.round(this.core);
+    return this.core.world.pending.track(desc, this.id, run(r));
   }
 
   /** End every rank of the job; `tsmpirun` exits with `code`. */

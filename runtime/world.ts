@@ -122,7 +122,7 @@ function worldComm(w: World): Comm {
   let c = worldComms.get(w);
   if (!c) {
     const group = Array.from({ length: w.size }, (_, i) => i);
-    c = new Comm({ world: w, group, rankOf: new Map(group.map((r) => [r, r])), ctx: 0, rank: w.rank });
+    c = new Comm({ world: w, group, rankOf: new Map(group.map((r) => [r, r])), ctx: 0, rank: w.rank, seq: 0 });
     worldComms.set(w, c);
   }
   return c;

@@ -1,0 +1,500 @@
+/**
+ * Collective algorithms over point-to-point messages on a communicator's hidden
+ * collective context. Every call takes the next sequence number of its
+ * communicator as its tag, so calls match in the order each rank starts them and
+ * several may be in flight at once.
+ *
+ * Failures never hang the other ranks: a rank that cannot contribute (a value that
+ * cannot be sent, a misfit for the op, a bad scatter/alltoall length) sends an
+ * error token where its data would go; every rank that the token reaches
+ * rejects with the carried code once its own part of the algorithm is done.
+ *
+ * Ranks here are communicator ranks.
+ */
+import { TAG_UB } from './constants.js';
+import { TsmpiError, errorFromWire } from './errors.js';
+import type { CommCore } from './comm.js';
+import type { Message } from './engine.js';
+import type { Op } from './op.js';
+import { decodeValue, encodeValue, flatten, type Encoded } from './wire/codec.js';
+import { BUNDLE_ENCODING, packBundle, unpackBundle } from './wire/bundle.js';
+import { FrameFlag } from './wire/frame.js';
+
+/** A failure travelling through a collective in place of a value. */
+export class CollError {
+  constructor(readonly err: TsmpiError) {}
+}
+type Maybe<T> = T | CollError;
+
+/** Typed arrays at least this large take the bandwidth-optimal allreduce. */
+const RING_MIN_BYTES = 64 * 1024;
+
+function asTsmpi(e: unknown): TsmpiError {
+  return e instanceof TsmpiError ? e : new TsmpiError('ERR_ARG', String((e as Error)?.message ?? e), { cause: e });
+}
+
+function encodeOr(v: unknown): Maybe<Encoded> {
+  try {
+    return encodeValue(v);
+  } catch (e) {
+    return new CollError(asTsmpi(e));
+  }
+}
+
+function decodeItem(it: Encoded): unknown {
+  return decodeValue(it.enc, it.elem, it.parts.length === 1 ? (it.parts[0] as Buffer) : flatten(it));
+}
+
+function fromMessage(m: Message): Encoded {
+  return { enc: m.enc, elem: m.elem, parts: [m.payload], length: m.payload.length, aliased: true };
+}
+
+/** One collective call's traffic: a tag of its own on the collective context. */
+export class Round {
+  private readonly ctx: number;
+  readonly rank: number;
+  readonly size: number;
+  private readonly sends: Promise<void>[] = [];
+
+  constructor(
+    private readonly core: CommCore,
+    readonly tag: number,
+  ) {
+    this.ctx = core.ctx + 1;
+    this.rank = core.rank;
+    this.size = core.group.length;
+  }
+
+  /** Send an encoded value (or an error token); waited for by `finish()`. */
+  send(dest: number, v: Maybe<Encoded>): void {
+    const fabric = this.core.world.fabric;
+    const to = this.core.group[dest]!;
+    const p =
+      v instanceof CollError
+        ? fabric.send(to, this.ctx, this.tag, encodeValue({ code: v.err.code, message: v.err.message }), false, FrameFlag.ERROR)
+        : fabric.send(to, this.ctx, this.tag, v, false);
+    p.catch(() => {});
+    this.sends.push(p);
+  }
+
+  /** Forward a received message as it is. */
+  forward(dest: number, m: Message): void {
+    if (m.flags & FrameFlag.ERROR) {
+      const p = this.core.world.fabric.send(this.core.group[dest]!, this.ctx, this.tag, fromMessage(m), false, FrameFlag.ERROR);
+      p.catch(() => {});
+      this.sends.push(p);
+    } else this.send(dest, fromMessage(m));
+  }
+
+  recv(src: number): Promise<Message> {
+    return this.core.world.engine.wait(this.ctx, this.core.group[src]!, this.tag, this.core.group, false);
+  }
+
+  async recvValue(src: number): Promise<Maybe<unknown>> {
+    return valueOf(await this.recv(src));
+  }
+
+  /** Wait for every send of this call (so user memory may be reused). */
+  async finish(): Promise<void> {
+    await Promise.all(this.sends);
+  }
+}
+
+/** The value a message carries, or the error it carries. */
+export function valueOf(m: Message): Maybe<unknown> {
+  if (m.flags & FrameFlag.ERROR) {
+    const { code, message } = decodeValue(m.enc, m.elem, m.payload) as { code: string; message: string };
+    return new CollError(errorFromWire(code, message));
+  }
+  try {
+    return decodeValue(m.enc, m.elem, m.payload);
+  } catch (e) {
+    return new CollError(asTsmpi(e));
+  }
+}
+
+function itemsOf(m: Message): Maybe<Encoded[]> {
+  const v = m.flags & FrameFlag.ERROR ? valueOf(m) : null;
+  if (v instanceof CollError) return v;
+  if (m.enc !== BUNDLE_ENCODING) return new CollError(new TsmpiError('ERR_PROTOCOL', 'a collective expected a bundle'));
+  return unpackBundle(m.payload);
+}
+
+function unwrap<T>(v: Maybe<T>): T {
+  if (v instanceof CollError) throw v.err;
+  return v;
+}
+
+/** Start a collective round on `core`, taking the next sequence number. */
+export function round(core: CommCore & { seq: number }): Round {
+  const tag = core.seq;
+  core.seq = (core.seq + 1) & TAG_UB;
+  return new Round(core, tag);
+}
+
+// ---- algorithms ---------------------------------------------------------
+
+/** Dissemination barrier: ⌈log2 p⌉ rounds. */
+export async function barrier(r: Round): Promise<void> {
+  const { rank, size: p } = r;
+  const token = encodeValue(null);
+  for (let k = 1; k < p; k <<= 1) {
+    r.send((rank + k) % p, token);
+    await r.recv((rank - k + p) % p);
+  }
+  await r.finish();
+}
+
+/**
+ * Binomial-tree broadcast of an encoded payload from `root`; inner nodes forward
+ * the bytes they received without decoding them. Returns the message received
+ * (null at the root).
+ */
+async function treeBcast(r: Round, root: number, payload: Maybe<Encoded> | null): Promise<Message | null> {
+  const { rank, size: p } = r;
+  const vr = (rank - root + p) % p;
+  let mask = 1;
+  let got: Message | null = null;
+  while (mask < p) {
+    if (vr & mask) {
+      got = await r.recv((vr - mask + root) % p);
+      break;
+    }
+    mask <<= 1;
+  }
+  for (mask >>= 1; mask > 0; mask >>= 1) {
+    if (vr + mask < p) {
+      const child = (vr + mask + root) % p;
+      if (got) r.forward(child, got);
+      else r.send(child, payload!);
+    }
+  }
+  await r.finish();
+  return got;
+}
+
+export async function bcast(r: Round, data: unknown, root: number): Promise<unknown> {
+  if (r.rank === root) {
+    const e = encodeOr(data);
+    await treeBcast(r, root, e);
+    unwrap(e);
+    return data;
+  }
+  const m = (await treeBcast(r, root, null))!;
+  return unwrap(valueOf(m));
+}
+
+export async function scatter(r: Round, values: unknown, root: number): Promise<unknown> {
+  const { rank, size: p } = r;
+  const vr = (rank - root + p) % p;
+  // items[i] is the value for relative rank vr + i
+  let items: Maybe<Encoded[]>;
+  let mask = 1;
+  if (vr === 0) {
+    if (!Array.isArray(values) || values.length !== p) {
+      items = new CollError(new TsmpiError('ERR_ARG', `scatter: the root must pass an array of ${p} values (one per rank), got ${Array.isArray(values) ? `${values.length} values` : typeof values}`));
+    } else {
+      const enc: Encoded[] = [];
+      let failed: CollError | null = null;
+      for (let i = 0; i < p; i++) {
+        const e = encodeOr(values[(i + root) % p]);
+        if (e instanceof CollError) failed ??= e;
+        else enc.push(e);
+      }
+      items = failed ?? enc;
+    }
+    while (mask < p) mask <<= 1;
+  } else {
+    while (mask < p) {
+      if (vr & mask) {
+        items = itemsOf(await r.recv((vr - mask + root) % p));
+        break;
+      }
+      mask <<= 1;
+    }
+  }
+  for (mask >>= 1; mask > 0; mask >>= 1) {
+    if (vr + mask < p) {
+      const child = (vr + mask + root) % p;
+      r.send(child, items! instanceof CollError ? items : packBundle(items!.slice(mask, Math.min(2 * mask, p - vr))));
+    }
+  }
+  await r.finish();
+  const mine = unwrap(items!);
+  if (vr === 0) return decodeItem(flatItem(mine[0]!));
+  return decodeItem(mine[0]!);
+}
+
+/** The root's own item must be a copy, never the caller's object. */
+function flatItem(e: Encoded): Encoded {
+  return { ...e, parts: [flatten(e)] };
+}
+
+/**
+ * Binomial-tree gather of encoded items toward `root`; resolves at the root to
+ * the items in relative-rank order, elsewhere to null.
+ */
+async function treeGather(r: Round, root: number, mine: Maybe<Encoded>): Promise<Maybe<Encoded[]> | null> {
+  const { rank, size: p } = r;
+  const vr = (rank - root + p) % p;
+  let acc: Maybe<Encoded[]> = mine instanceof CollError ? mine : [mine];
+  let mask = 1;
+  while (mask < p) {
+    if (vr & mask) {
+      r.send((vr - mask + root) % p, acc instanceof CollError ? acc : packBundle(acc));
+      await r.finish();
+      return null;
+    }
+    if (vr + mask < p) {
+      const got = itemsOf(await r.recv((vr + mask + root) % p));
+      if (!(acc instanceof CollError)) acc = got instanceof CollError ? got : acc.concat(got);
+    }
+    mask <<= 1;
+  }
+  await r.finish();
+  return acc;
+}
+
+export async function gather(r: Round, data: unknown, root: number): Promise<unknown[] | undefined> {
+  const mine = encodeOr(data);
+  const items = await treeGather(r, root, mine);
+  unwrap(mine);
+  if (items === null) return undefined;
+  const list = unwrap(items);
+  const p = r.size;
+  const out = new Array<unknown>(p);
+  for (let i = 0; i < p; i++) out[(i + root) % p] = decodeItem(i === 0 ? flatItem(list[0]!) : list[i]!);
+  return out;
+}
+
+export async function allgather(r: Round, data: unknown): Promise<unknown[]> {
+  const mine = encodeOr(data);
+  const items = await treeGather(r, 0, mine);
+  let list: Encoded[];
+  if (r.rank === 0) {
+    const bundle = items instanceof CollError ? items : packBundle(items!.map((it, i) => (i === 0 ? flatItem(it) : it)));
+    await treeBcast(r, 0, bundle);
+    list = unwrap(items!);
+    list[0] = flatItem(list[0]!);
+  } else {
+    list = unwrap(itemsOf((await treeBcast(r, 0, null))!));
+  }
+  unwrap(mine);
+  return list.map(decodeItem);
+}
+
+/** Pairwise exchange: in step s, send to rank+s and receive from rank−s. */
+export async function alltoall(r: Round, values: unknown): Promise<unknown[]> {
+  const { rank, size: p } = r;
+  let bad: CollError | null = null;
+  if (!Array.isArray(values) || values.length !== p) {
+    bad = new CollError(new TsmpiError('ERR_ARG', `alltoall: every rank must pass an array of ${p} values, rank ${rank} passed ${Array.isArray(values) ? values.length : typeof values}`));
+  }
+  const out = new Array<unknown>(p);
+  let failure: CollError | null = bad;
+  for (let s = 1; s < p; s++) {
+    const dest = (rank + s) % p;
+    const e = bad ?? encodeOr((values as unknown[])[dest]);
+    if (e instanceof CollError) failure ??= e;
+    r.send(dest, e);
+  }
+  if (!bad) {
+    const e = encodeOr((values as unknown[])[rank]);
+    if (e instanceof CollError) failure ??= e;
+    else out[rank] = decodeItem(flatItem(e));
+  }
+  for (let s = 1; s < p; s++) {
+    const src = (rank - s + p) % p;
+    const v = await r.recvValue(src);
+    if (v instanceof CollError) failure ??= v;
+    else out[src] = v;
+  }
+  await r.finish();
+  if (failure) throw failure.err;
+  return out;
+}
+
+/** `a op b`, or the first error among them. `b` is owned (freshly received). */
+function combine(op: Op, a: Maybe<unknown>, b: Maybe<unknown>, into: 'a' | 'b' | null): Maybe<unknown> {
+  if (a instanceof CollError) return a;
+  if (b instanceof CollError) return b;
+  try {
+    return op.combine(a, b, into);
+  } catch (e) {
+    return new CollError(asTsmpi(e));
+  }
+}
+
+function checked(op: Op, data: unknown): Maybe<unknown> {
+  try {
+    op.check(data);
+    return data;
+  } catch (e) {
+    return new CollError(asTsmpi(e));
+  }
+}
+
+function sendValue(r: Round, dest: number, v: Maybe<unknown>): void {
+  r.send(dest, v instanceof CollError ? v : encodeOr(v));
+}
+
+/**
+ * Binomial-tree reduction. Commutative ops reduce toward the root directly;
+ * others reduce in rank order toward rank 0, which passes the result on.
+ */
+export async function reduce(r: Round, data: unknown, op: Op, root: number): Promise<unknown> {
+  const { rank, size: p } = r;
+  const own = checked(op, data);
+  const base = op.commutative ? root : 0;
+  const vr = (rank - base + p) % p;
+  let acc: Maybe<unknown> = own;
+  let owned = false;
+  let mask = 1;
+  while (mask < p) {
+    if (vr & mask) {
+      sendValue(r, (vr - mask + base) % p, acc);
+      break;
+    }
+    if (vr + mask < p) {
+      const child = await r.recvValue((vr + mask + base) % p);
+      acc = combine(op, acc, child, owned ? 'a' : 'b');
+      owned = true;
+    }
+    mask <<= 1;
+  }
+  if (base !== root) {
+    if (rank === base) sendValue(r, root, acc);
+    if (rank === root) acc = await r.recvValue(base);
+  }
+  await r.finish();
+  unwrap(own);
+  if (rank !== root) return undefined;
+  return unwrap(acc);
+}
+
+export async function allreduce(r: Round, data: unknown, op: Op): Promise<unknown> {
+  const own = checked(op, data);
+  if (
+    op.elementwise &&
+    r.size > 2 &&
+    ArrayBuffer.isView(data) &&
+    !(data instanceof DataView) &&
+    data.byteLength >= RING_MIN_BYTES &&
+    !(own instanceof CollError)
+  ) {
+    return ringAllreduce(r, data as unknown as TypedLike, op);
+  }
+  const result = await recursiveDoubling(r, own, op);
+  await r.finish();
+  unwrap(own);
+  return unwrap(result);
+}
+
+/**
+ * Recursive doubling (MPICH's scheme for any size): ranks past the largest power
+ * of two first fold into a partner. Each pair combines lower ranks first, so
+ * every rank computes the same bits and non-commutative ops stay in rank order.
+ */
+async function recursiveDoubling(r: Round, own: Maybe<unknown>, op: Op): Promise<Maybe<unknown>> {
+  const { rank, size: p } = r;
+  let pof2 = 1;
+  while (pof2 * 2 <= p) pof2 *= 2;
+  const rem = p - pof2;
+  let acc: Maybe<unknown> = own;
+  let newrank: number;
+  if (rank < 2 * rem) {
+    if (rank % 2 === 0) {
+      sendValue(r, rank + 1, acc);
+      newrank = -1;
+    } else {
+      acc = combine(op, await r.recvValue(rank - 1), acc, 'a');
+      newrank = rank >> 1;
+    }
+  } else newrank = rank - rem;
+  if (newrank >= 0) {
+    for (let mask = 1; mask < pof2; mask <<= 1) {
+      const nd = newrank ^ mask;
+      const dst = nd < rem ? nd * 2 + 1 : nd + rem;
+      sendValue(r, dst, acc);
+      const theirs = await r.recvValue(dst);
+      // `theirs` is fresh and never in flight: the result goes there.
+      acc = dst < rank ? combine(op, theirs, acc, 'a') : combine(op, acc, theirs, 'b');
+    }
+  }
+  if (rank < 2 * rem) {
+    if (rank % 2 === 1) sendValue(r, rank - 1, acc);
+    else acc = await r.recvValue(rank + 1);
+  }
+  return acc;
+}
+
+type TypedLike = Exclude<NodeJS.TypedArray, DataView>;
+
+function copyTyped(a: TypedLike): TypedLike {
+  if (Buffer.isBuffer(a)) return Buffer.from(a);
+  const out = new (a.constructor as new (n: number) => TypedLike)(a.length);
+  (out as Uint8Array).set(a as Uint8Array);
+  return out;
+}
+
+/**
+ * Ring allreduce for large element-wise reductions: a reduce-scatter then an
+ * allgather, 2(p−1) steps moving 2(p−1)/p of the array per rank. Each block is
+ * reduced once, so every rank ends with the same bits.
+ */
+async function ringAllreduce(r: Round, data: TypedLike, op: Op): Promise<unknown> {
+  const { rank, size: p } = r;
+  const n = data.length;
+  const acc = copyTyped(data);
+  const lo = (b: number) => Math.floor((b * n) / p);
+  const block = (b: number) => acc.subarray(lo(b), lo(b + 1)) as TypedLike;
+  const next = (rank + 1) % p;
+  const prev = (rank - 1 + p) % p;
+  let failure: CollError | null = null;
+  for (let s = 0; s < p - 1; s++) {
+    const sb = (rank - s + p) % p;
+    const rb = (rank - s - 1 + p) % p;
+    r.send(next, failure ?? encodeValue(block(sb)));
+    const got = await r.recvValue(prev);
+    if (got instanceof CollError) failure ??= got;
+    if (failure) continue;
+    // Block rb is not among the blocks sent so far in this phase: reduce into it.
+    const res = combine(op, got, block(rb), 'b');
+    if (res instanceof CollError) failure = res;
+  }
+  // The allgather overwrites blocks the reduce-scatter sent: let those sends finish.
+  await r.finish();
+  for (let s = 0; s < p - 1; s++) {
+    const sb = (rank - s + 1 + p) % p;
+    const rb = (rank - s + p) % p;
+    r.send(next, failure ?? encodeValue(block(sb)));
+    const got = await r.recvValue(prev);
+    if (got instanceof CollError) failure ??= got;
+    if (failure) continue;
+    (block(rb) as Uint8Array).set(got as Uint8Array);
+  }
+  await r.finish();
+  if (failure) throw failure.err;
+  return acc;
+}
+
+/** Inclusive (or exclusive) prefix reduction by recursive doubling, in rank order. */
+export async function scan(r: Round, data: unknown, op: Op, exclusive: boolean): Promise<unknown> {
+  const { rank, size: p } = r;
+  const own = checked(op, data);
+  let partial: Maybe<unknown> = own;
+  let result: Maybe<unknown> | undefined = exclusive ? undefined : own;
+  for (let k = 1; k < p; k <<= 1) {
+    if (rank + k < p) sendValue(r, rank + k, partial);
+    if (rank - k >= 0) {
+      const t = await r.recvValue(rank - k);
+      const newPartial = combine(op, t, partial, null);
+      result = result === undefined ? t : combine(op, t, result, 'a');
+      partial = newPartial;
+      // `partial` may still be in flight to rank + k: it was replaced, not mutated.
+    }
+  }
+  await r.finish();
+  unwrap(own);
+  return result === undefined ? undefined : unwrap(result);
+}
