@@ -102,6 +102,8 @@ export function decodeValue(enc: number, elem: number, payload: Buffer): unknown
 }
 
 function ownBytes(payload: Buffer): Buffer {
+  // Every empty payload may be one shared buffer: give each value its own.
+  if (payload.byteLength === 0) return Buffer.allocUnsafeSlow(0);
   if (payload.byteOffset === 0 && payload.buffer.byteLength === payload.byteLength) return payload;
   const copy = Buffer.allocUnsafeSlow(payload.byteLength);
   copy.set(payload);

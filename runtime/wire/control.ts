@@ -44,11 +44,11 @@ const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   abort: { code: 'number' },
   partial: { time: 'number' },
   progress: { done: 'number', total: 'number' },
-  blocked: { ops: 'object', queued: 'object' },
+  blocked: { ops: 'array', queued: 'array' },
 };
 
 const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
-  table: { addresses: 'object' },
+  table: { addresses: 'array' },
   gone: { rank: 'number' },
   dump: {},
   refused: { code: 'string', message: 'string' },
@@ -60,7 +60,8 @@ function check<T>(value: unknown, table: Record<string, Record<string, string>>,
   if (typeof t !== 'string' || !Object.hasOwn(table, t)) throw bad(`${who} message of unknown type ${JSON.stringify(t)}`);
   for (const [field, type] of Object.entries(table[t]!)) {
     const got = (value as Record<string, unknown>)[field];
-    if (typeof got !== type || got === null) throw bad(`${who} message '${t}' lacks a ${type} '${field}'`);
+    const ok = type === 'array' ? Array.isArray(got) : typeof got === type && got !== null;
+    if (!ok) throw bad(`${who} message '${t}' lacks the ${type} field '${field}'`);
   }
   return value as T;
 }

@@ -1,0 +1,416 @@
+// Pure tests of value encoding: the corpus round trip with exact types, the RAW
+// typed-array path (no copy out, owned memory in), and ERR_SERIALIZE / ERR_PROTOCOL.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { serialize } from 'node:v8';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  Encoding,
+  MAX_ELEM,
+  decodeJson,
+  decodeValue,
+  describeUnclonable,
+  encodeJson,
+  encodeValue,
+  flatten,
+  type Encoded,
+} from '../runtime/wire/codec.js';
+import { FrameDecoder, FrameType, encodeFrame } from '../runtime/wire/frame.js';
+import { TsmpiError } from '../runtime/errors.js';
+import { corpus } from './fixtures/corpus.js';
+import { sameValue } from './fixtures/check.js';
+
+function roundTrip(v: unknown): unknown {
+  const e = encodeValue(v);
+  return decodeValue(e.enc, e.elem, flatten(e));
+}
+
+function throwsCode(fn: () => unknown, code: string): TsmpiError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(TsmpiError);
+    expect((e as TsmpiError).code).toBe(code);
+    return e as TsmpiError;
+  }
+  throw new Error(`expected ${code}, nothing was thrown`);
+}
+
+/** Copy `bytes` into a bigger buffer at `offset` and return the view of them. */
+function embed(bytes: Uint8Array, offset: number, after = 13): Buffer {
+  const big = Buffer.alloc(offset + bytes.byteLength + after, 0xa5);
+  big.set(bytes, offset);
+  return big.subarray(offset, offset + bytes.byteLength);
+}
+
+const TYPED: { new (n: number): ArrayBufferView & { length: number } }[] = [
+  Uint8Array,
+  Int8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+];
+
+const elemOf = (v: unknown): number => encodeValue(v).elem;
+
+function describeValue(v: unknown): string {
+  const tag = Object.prototype.toString.call(v);
+  if (typeof v === 'string') return `string(${v.length})`;
+  if (typeof v === 'bigint') return `${v}n`;
+  if (Object.is(v, -0)) return '-0';
+  if (typeof v === 'object' && v !== null) return `${tag} ${v.constructor?.name ?? ''}`;
+  return `${tag} ${String(v)}`;
+}
+
+describe('round trip of the corpus', () => {
+  corpus().forEach((value, i) => {
+    it(`#${i} ${describeValue(value)}`, () => {
+      const got = roundTrip(value);
+      expect(sameValue(got, value)).toBe(true);
+      expect(typeof got).toBe(typeof value);
+      if (typeof value === 'object' && value !== null) {
+        expect(Object.getPrototypeOf(got)).toBe(Object.getPrototypeOf(value));
+      }
+    });
+  });
+
+  it('keeps -0 and NaN', () => {
+    expect(Object.is(roundTrip(-0), -0)).toBe(true);
+    expect(Number.isNaN(roundTrip(NaN))).toBe(true);
+    expect(Object.is((roundTrip([-0]) as number[])[0], -0)).toBe(true);
+  });
+
+  it('keeps every typed array kind, Buffer, DataView and ArrayBuffer as its exact type', () => {
+    for (const C of TYPED) {
+      const a = new C(3);
+      const got = roundTrip(a);
+      expect(Object.getPrototypeOf(got)).toBe(C.prototype);
+      expect(sameValue(got, a)).toBe(true);
+    }
+    const buf = roundTrip(Buffer.from('hello'));
+    expect(Buffer.isBuffer(buf)).toBe(true);
+    expect((buf as Buffer).toString()).toBe('hello');
+
+    const dv = roundTrip(new DataView(new Uint8Array([1, 2, 3, 4, 5]).buffer, 1, 3));
+    expect(dv).toBeInstanceOf(DataView);
+    expect([...new Uint8Array((dv as DataView).buffer, (dv as DataView).byteOffset, (dv as DataView).byteLength)]).toEqual([2, 3, 4]);
+
+    const ab = roundTrip(new Uint8Array([7, 8]).buffer);
+    expect(ab).toBeInstanceOf(ArrayBuffer);
+    expect([...new Uint8Array(ab as ArrayBuffer)]).toEqual([7, 8]);
+  });
+
+  it('keeps bigint, Map, Set, Date, RegExp and Error', () => {
+    expect(roundTrip(-(2n ** 70n))).toBe(-(2n ** 70n));
+    const m = roundTrip(new Map<unknown, unknown>([[1n, new Set(['x'])]])) as Map<unknown, unknown>;
+    expect(m).toBeInstanceOf(Map);
+    expect(m.get(1n)).toBeInstanceOf(Set);
+    expect((roundTrip(new Date(1234)) as Date).getTime()).toBe(1234);
+    const re = roundTrip(/x+y/gmu) as RegExp;
+    expect(re).toBeInstanceOf(RegExp);
+    expect(re.source).toBe('x+y');
+    expect(re.flags).toBe('gmu');
+    const err = roundTrip(new TypeError('bad type')) as Error;
+    expect(err).toBeInstanceOf(TypeError);
+    expect(err.message).toBe('bad type');
+  });
+
+  it('keeps cycles and shared references', () => {
+    const shared = { n: 1 };
+    const o: Record<string, unknown> = { a: shared, b: shared, list: [] as unknown[] };
+    o.self = o;
+    (o.list as unknown[]).push(o, shared);
+    const got = roundTrip(o) as Record<string, unknown>;
+    expect(got.self).toBe(got);
+    expect(got.a).toBe(got.b);
+    expect((got.list as unknown[])[0]).toBe(got);
+    expect((got.list as unknown[])[1]).toBe(got.a);
+  });
+
+  it('round-trips arbitrary clonable values (property)', () => {
+    const value = fc.anything({
+      withBigInt: true,
+      withMap: true,
+      withSet: true,
+      withDate: true,
+      withTypedArray: true,
+      withSparseArray: true,
+      withNullPrototype: false,
+      withObjectString: false,
+      withBoxedValues: true,
+    });
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(isDeepStrictEqual(roundTrip(v), v)).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('the RAW path', () => {
+  it('encodes typed arrays, Buffers, DataViews and ArrayBuffers as RAW; everything else as V8', () => {
+    for (const C of TYPED) expect(encodeValue(new C(2)).enc).toBe(Encoding.RAW);
+    for (const v of [Buffer.alloc(2), new DataView(new ArrayBuffer(2)), new ArrayBuffer(2)]) expect(encodeValue(v).enc).toBe(Encoding.RAW);
+    for (const v of [1, 'x', [new Uint8Array(1)], { a: new Float64Array(1) }, null, undefined]) {
+      const e = encodeValue(v);
+      expect(e.enc).toBe(Encoding.V8);
+      expect(e.elem).toBe(0);
+      expect(e.aliased).toBe(false);
+    }
+    const codes = [...TYPED.map((C) => elemOf(new C(0))), elemOf(Buffer.alloc(0)), elemOf(new ArrayBuffer(0)), elemOf(new DataView(new ArrayBuffer(0)))];
+    expect(new Set(codes).size).toBe(codes.length);
+    for (const c of codes) {
+      expect(c).toBeGreaterThan(0);
+      expect(c).toBeLessThanOrEqual(MAX_ELEM);
+    }
+  });
+
+  it('does not copy on encode: parts alias exactly the caller bytes', () => {
+    const backing = new ArrayBuffer(64);
+    const views: ArrayBufferView[] = [
+      new Float64Array(backing, 8, 3),
+      new Int16Array(backing, 2, 5),
+      new Uint8Array(backing, 1, 7),
+      Buffer.from(backing, 5, 9),
+      new DataView(backing, 3, 11),
+    ];
+    for (const v of views) {
+      const e: Encoded = encodeValue(v);
+      expect(e.enc).toBe(Encoding.RAW);
+      expect(e.aliased).toBe(true);
+      expect(e.parts).toHaveLength(1);
+      const p = e.parts[0]!;
+      expect(p.buffer).toBe(backing);
+      expect(p.byteOffset).toBe(v.byteOffset);
+      expect(p.byteLength).toBe(v.byteLength);
+      expect(e.length).toBe(v.byteLength);
+      // the caller's later writes show through: it is the same memory
+      new Uint8Array(backing, v.byteOffset, 1)[0] = 0x42;
+      expect(p[0]).toBe(0x42);
+    }
+    const whole = new ArrayBuffer(16);
+    const e = encodeValue(whole);
+    expect(e.parts[0]!.buffer).toBe(whole);
+    expect(e.length).toBe(16);
+    expect(e.aliased).toBe(true);
+  });
+
+  it('flatten copies: the flat buffer does not alias the caller', () => {
+    const a = new Float64Array([1, 2, 3]);
+    const flat = flatten(encodeValue(a));
+    a[0] = 99;
+    expect(new Float64Array(flat.buffer, flat.byteOffset, 3)[0]).toBe(1);
+  });
+
+  it('decodes into memory owned exactly by the value, even from a view into a bigger buffer', () => {
+    for (const C of TYPED) {
+      const src = new C(5);
+      new Uint8Array(src.buffer).forEach((_, i, u) => (u[i] = i * 17 + 3));
+      const flat = flatten(encodeValue(src));
+      for (const offset of [0, 1, 3, 8, 100]) {
+        const payload = embed(flat, offset);
+        const got = decodeValue(Encoding.RAW, elemOf(src), payload) as ArrayBufferView;
+        expect(Object.getPrototypeOf(got)).toBe(C.prototype);
+        expect(got.byteOffset).toBe(0);
+        expect(got.buffer.byteLength).toBe(got.byteLength);
+        expect(sameValue(got, src)).toBe(true);
+        // not a view of the payload: writing the payload does not change the value
+        payload.fill(0);
+        expect(sameValue(got, src)).toBe(true);
+      }
+    }
+  });
+
+  it('decodes Buffer, DataView and ArrayBuffer owning exactly their bytes', () => {
+    const payload = embed(Buffer.from([1, 2, 3, 4, 5]), 3);
+    const b = decodeValue(Encoding.RAW, elemOf(Buffer.alloc(0)), payload) as Buffer;
+    expect(Buffer.isBuffer(b)).toBe(true);
+    expect(b.byteOffset).toBe(0);
+    expect(b.buffer.byteLength).toBe(5);
+    const dv = decodeValue(Encoding.RAW, elemOf(new DataView(new ArrayBuffer(0))), payload) as DataView;
+    expect(dv).toBeInstanceOf(DataView);
+    expect(dv.byteOffset).toBe(0);
+    expect(dv.buffer.byteLength).toBe(5);
+    expect(dv.getUint8(4)).toBe(5);
+    const ab = decodeValue(Encoding.RAW, elemOf(new ArrayBuffer(0)), payload) as ArrayBuffer;
+    expect(ab.byteLength).toBe(5);
+    expect([...new Uint8Array(ab)]).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('does not copy a payload that already owns its memory exactly (large receives are zero-copy)', () => {
+    const owned = Buffer.allocUnsafeSlow(16);
+    owned.fill(1);
+    const got = decodeValue(Encoding.RAW, elemOf(new Float64Array(0)), owned) as Float64Array;
+    expect(got.buffer).toBe(owned.buffer);
+    expect(got.length).toBe(2);
+  });
+
+  it('decodes misaligned payload views correctly', () => {
+    const src = new Float64Array([Math.PI, -0, NaN, 1e308]);
+    const flat = flatten(encodeValue(src));
+    for (const offset of [1, 2, 3, 5, 7]) {
+      const payload = embed(flat, offset);
+      expect(payload.byteOffset % 8).not.toBe(0);
+      const got = decodeValue(Encoding.RAW, elemOf(src), payload) as Float64Array;
+      expect(got).toBeInstanceOf(Float64Array);
+      expect(Object.is(got[1], -0)).toBe(true);
+      expect(sameValue(got, src)).toBe(true);
+    }
+    const big = new BigInt64Array([-(2n ** 63n), 5n]);
+    const got = decodeValue(Encoding.RAW, elemOf(big), embed(flatten(encodeValue(big)), 3)) as BigInt64Array;
+    expect([...got]).toEqual([-(2n ** 63n), 5n]);
+  });
+
+  it('decodes a payload that the frame decoder handed out as a view of a network chunk', () => {
+    const src = new Int32Array([1, -2, 3]);
+    const e = encodeValue(src);
+    const h = { type: FrameType.DATA, flags: 0, enc: e.enc, elem: e.elem, ctx: 0, src: 0, seq: 0 };
+    // a first frame puts the payload at an odd offset inside the chunk
+    const chunk = Buffer.concat([encodeFrame({ ...h, tag: 1 }, Buffer.from([9])), encodeFrame({ ...h, tag: 2 }, flatten(e))]);
+    const out: unknown[] = [];
+    new FrameDecoder((fh, p) => fh.tag === 2 && out.push(decodeValue(fh.enc, fh.elem, p)), { maxPayload: 1024 }).push(chunk);
+    const got = out[0] as Int32Array;
+    expect(got.buffer).not.toBe(chunk.buffer);
+    expect(got.buffer.byteLength).toBe(12);
+    expect([...got]).toEqual([1, -2, 3]);
+  });
+
+  it('gives every empty message a value of its own', () => {
+    // zero-length frames all arrive as the same shared empty Buffer; the values must not be shared
+    const payloads: Buffer[] = [];
+    const d = new FrameDecoder((_h, p) => payloads.push(p), { maxPayload: 1024 });
+    const h = { type: FrameType.DATA, flags: 0, enc: Encoding.RAW, elem: 0, ctx: 0, src: 0, tag: 0, seq: 0 };
+    for (let i = 0; i < 4; i++) d.push(encodeFrame(h));
+    for (const probe of [new ArrayBuffer(0), Buffer.alloc(0), new Float64Array(0), new DataView(new ArrayBuffer(0))]) {
+      const elem = elemOf(probe);
+      const a = decodeValue(Encoding.RAW, elem, payloads[0]!) as ArrayBuffer | ArrayBufferView;
+      const b = decodeValue(Encoding.RAW, elem, payloads[1]!) as ArrayBuffer | ArrayBufferView;
+      expect(a).not.toBe(b);
+      const bufA = a instanceof ArrayBuffer ? a : a.buffer;
+      const bufB = b instanceof ArrayBuffer ? b : b.buffer;
+      expect(bufA).not.toBe(bufB);
+      // a receiver that transfers (detaches) its empty buffer must not break later receives
+      structuredClone(bufA, { transfer: [bufA as ArrayBuffer] });
+      expect(() => decodeValue(Encoding.RAW, elemOf(new Float64Array(0)), payloads[2]!)).not.toThrow();
+    }
+  });
+
+  it('round-trips any typed array placed anywhere (property)', () => {
+    const arb = fc.oneof(
+      fc.uint8Array(),
+      fc.int8Array(),
+      fc.uint8ClampedArray(),
+      fc.int16Array(),
+      fc.uint16Array(),
+      fc.int32Array(),
+      fc.uint32Array(),
+      fc.float32Array(),
+      fc.float64Array(),
+      fc.bigInt64Array(),
+      fc.bigUint64Array(),
+    );
+    fc.assert(
+      fc.property(arb, fc.nat(17), (a, offset) => {
+        const e = encodeValue(a);
+        expect(e.enc).toBe(Encoding.RAW);
+        const got = decodeValue(e.enc, e.elem, embed(flatten(e), offset)) as ArrayBufferView;
+        expect(got.buffer.byteLength).toBe(a.byteLength);
+        expect(sameValue(got, a)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('ERR_SERIALIZE names where the value cannot be cloned', () => {
+  const fn = (): number => 1;
+  const cases: [string, unknown, string][] = [
+    ['a top-level function', fn, 'value is a function'],
+    ['a top-level symbol', Symbol('s'), 'value is a symbol'],
+    ['a function deep in arrays and objects', { a: [0, 1, { f: fn }] }, 'value.a[2].f is a function'],
+    ['a symbol in an object', { ok: 1, s: Symbol('x') }, 'value.s is a symbol'],
+    ['a WeakMap', { w: new WeakMap() }, 'value.w is a WeakMap'],
+    ['a WeakSet', [new WeakSet()], 'value[0] is a WeakSet'],
+    ['a Promise', { list: [1, Promise.resolve(2)] }, 'value.list[1] is a Promise'],
+    ['a Map value', new Map<unknown, unknown>([['k', 1], ['j', { run: fn }]]), 'value.get(#1).run is a function'],
+    ['a Map key', new Map<unknown, unknown>([[fn, 1]]), 'value.<Map key #0> is a function'],
+    ['a Set item', { s: new Set([1, fn]) }, 'value.s.<Set item #1> is a function'],
+    ['a key that is not an identifier', { 'a-b': { 'c d': fn } }, 'value["a-b"]["c d"] is a function'],
+    ['a function in a cyclic object', (() => {
+      const o: Record<string, unknown> = {};
+      o.self = o;
+      o.inner = { back: o, f: fn };
+      return o;
+    })(), 'value.inner.f is a function'],
+    ['a class instance holding a function', { job: new (class Job { run = fn; })() }, 'value.job.run is a function'],
+  ];
+  for (const [name, value, path] of cases) {
+    it(name, () => {
+      const e = throwsCode(() => encodeValue(value), 'ERR_SERIALIZE');
+      expect(e.message).toContain(path);
+      expect(e.cause).toBeDefined();
+      expect(describeUnclonable(value)).toContain(path);
+    });
+  }
+});
+
+describe('ERR_PROTOCOL on bad payloads', () => {
+  it('garbage V8 bytes', () => {
+    const good = serialize({ a: 1, b: 'two' });
+    const bad = [Buffer.from([1, 2, 3]), Buffer.alloc(0), Buffer.from([0xff]), Buffer.from([0xff, 0x0f, 0x99, 0x99]), good.subarray(0, good.length - 2)];
+    for (const b of bad) {
+      const e = throwsCode(() => decodeValue(Encoding.V8, 0, b), 'ERR_PROTOCOL');
+      expect(e.cause).toBeDefined();
+    }
+  });
+
+  it('random bytes never escape as anything but ERR_PROTOCOL (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (junk) => {
+        try {
+          decodeValue(Encoding.V8, 0, Buffer.from(junk));
+        } catch (e) {
+          expect(e).toBeInstanceOf(TsmpiError);
+          expect((e as TsmpiError).code).toBe('ERR_PROTOCOL');
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a RAW length that is not a whole number of elements', () => {
+    const bad: [ArrayBufferView, number][] = [
+      [new Int16Array(0), 3],
+      [new Uint16Array(0), 1],
+      [new Int32Array(0), 6],
+      [new Uint32Array(0), 5],
+      [new Float32Array(0), 7],
+      [new Float64Array(0), 12],
+      [new BigInt64Array(0), 4],
+      [new BigUint64Array(0), 9],
+    ];
+    for (const [probe, n] of bad) throwsCode(() => decodeValue(Encoding.RAW, elemOf(probe), Buffer.alloc(n)), 'ERR_PROTOCOL');
+  });
+
+  it('an unknown RAW element type', () => {
+    for (const elem of [0, MAX_ELEM + 1, 255]) throwsCode(() => decodeValue(Encoding.RAW, elem, Buffer.alloc(8)), 'ERR_PROTOCOL');
+  });
+
+  it('an unknown encoding', () => {
+    for (const enc of [3, 7, 255, -1]) throwsCode(() => decodeValue(enc, 0, Buffer.alloc(4)), 'ERR_PROTOCOL');
+  });
+
+  it('JSON: round trip, views, and bad JSON', () => {
+    const v = { t: 'hello', n: [1, 2], s: 'ü' };
+    expect(decodeValue(Encoding.JSON, 0, encodeJson(v))).toEqual(v);
+    expect(decodeJson(embed(encodeJson(v), 5))).toEqual(v);
+    for (const b of ['{', '', 'undefined', '\u0000']) throwsCode(() => decodeJson(Buffer.from(b)), 'ERR_PROTOCOL');
+  });
+});
