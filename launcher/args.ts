@@ -93,6 +93,9 @@ export function parseArgs(argv: string[]): Command {
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const name = eq > 0 ? arg.slice(0, eq) : arg;
     const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
+    const flag = () => {
+      if (inline !== undefined) throw usage(`${name} takes no value, got ${JSON.stringify(arg)}`);
+    };
     switch (name) {
       case '-h':
       case '--help':
@@ -116,9 +119,11 @@ export function parseArgs(argv: string[]): Command {
         o.hostfile = value(name, inline);
         break;
       case '--oversubscribe':
+        flag();
         o.oversubscribe = true;
         break;
       case '--no-oversubscribe':
+        flag();
         o.oversubscribe = false;
         break;
       case '-x': {
@@ -130,6 +135,7 @@ export function parseArgs(argv: string[]): Command {
         break;
       }
       case '--tag-output':
+        flag();
         o.tagOutput = true;
         break;
       case '--timeout': {

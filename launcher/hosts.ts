@@ -46,6 +46,7 @@ export function parseHostfile(text: string, file = 'hostfile'): HostSpec[] {
     const line = raw.replace(/#.*/, '').trim();
     if (!line) return;
     const [name, ...fields] = line.split(/\s+/);
+    if (name!.includes('=')) throw new TsmpiError('ERR_ARG', `${file}:${i + 1}: a line must start with a host name, got ${JSON.stringify(name)}`);
     const spec: HostSpec = { name: name!, slots: null, maxSlots: null, port: DEFAULT_PORT };
     for (const f of fields) {
       const m = /^([a-z_-]+)=(.*)$/.exec(f);
@@ -76,10 +77,24 @@ function addHost(hosts: HostSpec[], spec: HostSpec): void {
     return;
   }
   same.slots = (same.slots ?? 1) + (spec.slots ?? 1);
+  // a limit holds only where every line named one
+  same.maxSlots = same.maxSlots !== null && spec.maxSlots !== null ? same.maxSlots + spec.maxSlots : null;
 }
 
+/** The slots of a host; when not given, its default (localhost: the cores; remote: 1), at most max_slots. */
 export function slotsOf(h: HostSpec): number {
-  return h.slots ?? (isLocalHost(h.name) ? availableParallelism() : 1);
+  if (h.slots !== null) return h.slots;
+  const fallback = isLocalHost(h.name) ? availableParallelism() : 1;
+  return h.maxSlots === null ? fallback : Math.min(fallback, h.maxSlots);
+}
+
+/**
+ * May `h` take more ranks than its slots? `flag` is --oversubscribe (true),
+ * --no-oversubscribe (false) or neither (null): this machine may by default, a
+ * remote host only with --oversubscribe.
+ */
+export function mayOversubscribe(h: HostSpec, flag: boolean | null): boolean {
+  return isLocalHost(h.name) ? flag !== false : flag === true;
 }
 
 export interface Placement {

@@ -78,6 +78,8 @@ export class Job {
   private listener: Listener | null = null;
   private tableSent = false;
   private ending: Ending | null = null;
+  /** the first rank seen failing, before end() (deferred by a turn) ran */
+  private firstFailure: number | null = null;
   private killTimer: NodeJS.Timeout | null = null;
   private timeoutTimer: NodeJS.Timeout | null = null;
   private resultsFd: number | null = null;
@@ -112,6 +114,15 @@ export class Job {
   /** Run the job to its end; resolves to tsmpirun's exit status. */
   async run(): Promise<number> {
     this.dir = mkdtempSync(join(tmpdir(), 'tsmpi-'));
+    // Listen for signals from the start: one during compiling must still
+    // remove the job folder.
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (this.ending?.kind === 'signal') this.killAll('SIGKILL');
+      else this.end({ kind: 'signal', signal });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
     try {
       const compiled = join(this.dir, 'script.mjs');
       try {
@@ -130,23 +141,17 @@ export class Job {
         refused: () => {},
       });
       const done = new Promise<number>((resolve) => (this.finish = resolve));
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (this.ending?.kind === 'signal') this.killAll('SIGKILL');
-        else this.end({ kind: 'signal', signal });
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      process.on('SIGHUP', onSignal);
       if (this.spec.timeout !== null) {
         this.timeoutTimer = setTimeout(() => void this.onTimeout(), this.spec.timeout * 1000);
       }
+      // a signal while compiling or listening: start nothing
+      if (this.ending) return this.exitCode();
       for (const r of this.ranks) this.start(r, compiled);
-      const code = await done;
+      return await done;
+    } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
-      return code;
-    } finally {
       if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
       if (this.killTimer) clearTimeout(this.killTimer);
       this.listener?.close();
@@ -238,7 +243,13 @@ export class Job {
     r.code = code;
     r.signal = signal;
     const failed = signal !== null || (code ?? 0) !== 0;
-    if (failed && !this.ending) this.end({ kind: 'failure', rank: r.rank });
+    // Not at once: exits that arrive together (one SIGCHLD, or an abort message
+    // read in the same turn) are all recorded first, so none of those ranks is
+    // counted as ended by us, and the lowest of them is reported.
+    if (failed && !this.ending && this.firstFailure === null) {
+      this.firstFailure = r.rank;
+      setImmediate(() => this.end({ kind: 'failure', rank: r.rank }));
+    }
     for (const o of this.ranks) if (!o.exited) this.control.send(o.rank, { t: 'gone', rank: r.rank });
     this.maybeSendTable();
   }
@@ -248,7 +259,10 @@ export class Job {
     r.closed = true;
     r.out.flush();
     r.err.flush();
-    if (this.ranks.every((x) => x.closed)) this.finish(this.exitCode());
+    if (!this.ranks.every((x) => x.closed)) return;
+    // the last rank may close before the deferred end() of a failure ran
+    if (this.firstFailure !== null) this.end({ kind: 'failure', rank: this.firstFailure });
+    this.finish(this.exitCode());
   }
 
   /** Begin the end of the job (first cause wins); every live rank is ended. */

@@ -31,10 +31,13 @@ export class LineForwarder {
     this.write(lines.map((l) => `${this.prefix}${l}\n`).join(''));
   }
 
-  /** Pass on a trailing partial line (end of stream). */
+  /**
+   * Pass on a trailing partial line (end of stream). Tagged output ends it with
+   * a newline, so that the next rank's line does not continue it.
+   */
   flush(): void {
     const text = this.rest + this.decoder.decode();
     this.rest = '';
-    if (text) this.write(this.prefix + text);
+    if (text) this.write(this.prefix ? `${this.prefix}${text}\n` : text);
   }
 }

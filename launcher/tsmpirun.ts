@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /** tsmpirun: start ranks of one script and supervise them. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
 import { parseArgs, USAGE, type RunOptions } from './args.js';
-import { isLocalHost, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hosts.js';
+import { isLocalHost, mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hosts.js';
 import { Job } from './job.js';
 import { distDir } from './paths.js';
 
@@ -23,13 +23,14 @@ function hostsOf(o: RunOptions): HostSpec[] {
 }
 
 async function run(o: RunOptions): Promise<number> {
+  if (!existsSync(o.script)) throw new TsmpiError('ERR_ARG', `SCRIPT ${o.script} does not exist`);
   const hosts = hostsOf(o);
   const remote = hosts.filter((h) => !isLocalHost(h.name));
   if (remote.length) {
     throw new TsmpiError('ERR_ARG', `remote hosts (${remote.map((h) => h.name).join(', ')}) need tsmpid, which this version does not support yet`);
   }
   const n = o.np ?? hosts.reduce((s, h) => s + slotsOf(h), 0);
-  const placement = placeRanks(hosts, n, (h) => (isLocalHost(h.name) ? o.oversubscribe !== false : o.oversubscribe === true));
+  const placement = placeRanks(hosts, n, (h) => mayOversubscribe(h, o.oversubscribe));
   const rankHosts: string[] = new Array(n);
   for (const p of placement) for (const r of p.ranks) rankHosts[r] = p.host.name;
   const env: Record<string, string> = {};
