@@ -9,7 +9,7 @@ const iters = Number(process.argv[2] ?? 1000);
 for (const bytes of [8, 1024, 64 * 1024, 1024 * 1024]) {
   const buf = new Uint8Array(bytes);
   const n = bytes >= 1024 * 1024 ? Math.max(10, iters / 50) : iters;
-  await comm.barrier?.();
+  await comm.barrier();
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     if (comm.rank === 0) {

@@ -70,12 +70,24 @@ export class SocketLink implements Link {
 }
 
 class SocketListener implements Listener {
+  /** Connections that arrive before anyone asked for them wait here (their data stays unread). */
+  private early: net.Socket[] | null = [];
+  private handler: ((link: Link) => void) | null = null;
+
   constructor(
     readonly address: string,
     private readonly server: net.Server,
-  ) {}
+  ) {
+    server.on('connection', (s) => {
+      if (this.handler) this.handler(new SocketLink(s));
+      else this.early!.push(s);
+    });
+  }
   onLink(cb: (link: Link) => void): void {
-    this.server.on('connection', (s) => cb(new SocketLink(s)));
+    this.handler = cb;
+    const early = this.early ?? [];
+    this.early = null;
+    for (const s of early) cb(new SocketLink(s));
   }
   close(): void {
     this.server.close();

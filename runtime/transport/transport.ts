@@ -26,6 +26,7 @@ export interface Link {
 
 export interface Listener {
   readonly address: string;
+  /** Hand every accepted link to `cb`; links accepted before this call wait, unread, until it. */
   onLink(cb: (link: Link) => void): void;
   close(): void;
 }
