@@ -338,7 +338,11 @@ async function main() {
   lines.push(table(anchors));
   lines.push('');
   lines.push('mpi4py = pickle path (comm.send/recv of bytes); for the hello row, `mpirun --oversubscribe -n 8 python3 -c "…Barrier()"`. mpi4py buffer = Send/Recv of numpy arrays. Medians of repetitions; MB = 10^6 bytes.');
-  if (loadBefore > 0.5) notes.push(`the machine was busy when the run started (1-min load average ${loadBefore.toFixed(2)}): other work on these ${cores} cores skews every column`);
+  // This run itself keeps about 2 processes runnable; much more means someone else was busy too.
+  const loadAfter = loadavg()[0];
+  if (loadBefore > 0.5 || loadAfter > 3) {
+    notes.push(`the machine looked busy (1-min load average ${loadBefore.toFixed(2)} at the start, ${loadAfter.toFixed(2)} at the end): other work on these ${cores} cores skews every column`);
+  }
   for (const n of notes) lines.push(`note: ${n}`);
   for (const e of errors) lines.push(`error: ${e}`);
   lines.push(`(total ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
