@@ -9,6 +9,7 @@ import type { Engine, FlowSource, Message } from './engine.js';
 import { encodeHeader, FrameDecoder, FrameFlag, FrameType, HEADER_SIZE, type FrameHeader } from './wire/frame.js';
 import { encodeJson, decodeJson, flatten, type Encoded } from './wire/codec.js';
 import type { Link, Listener, Transport } from './transport/transport.js';
+import { pickAddress } from './transport/contact.js';
 
 /** Messages up to this size are copied into the frame buffer and sent in one write. */
 const SMALL = 16 * 1024;
@@ -19,10 +20,13 @@ const GONE_GRACE_MS = 300;
 
 export interface FabricOptions {
   self: number;
-  addresses: (string | null)[];
+  /** every rank's contact (see transport/contact.ts), null for a rank that never joined */
+  contacts: (string | null)[];
+  /** the host this rank runs on, to choose local sockets for peers on it */
+  hostId: string;
   secret: string;
   transport: Transport;
-  listener: Listener | null;
+  listeners: Listener[];
   engine: Engine;
   maxPayload: number;
   connectTimeoutMs: number;
@@ -59,8 +63,8 @@ export class Fabric {
   readonly size: number;
 
   constructor(private readonly o: FabricOptions) {
-    this.size = o.addresses.length;
-    o.listener?.onLink((link) => this.accept(link));
+    this.size = o.contacts.length;
+    for (const l of o.listeners) l.onLink((link) => this.accept(link));
   }
 
   get self(): number {
@@ -130,7 +134,7 @@ export class Fabric {
     out = new OutLink();
     this.out.set(dest, out);
     const o = out;
-    const address = this.o.addresses[dest];
+    const contact = this.o.contacts[dest];
     const fail = (err: TsmpiError) => {
       if (o.lost) return;
       o.lost = err;
@@ -139,9 +143,13 @@ export class Fabric {
       const backlog = o.backlog.splice(0);
       for (const go of backlog) go();
     };
-    if (!address) {
-      fail(new TsmpiError('ERR_PEER_LOST', `rank ${dest} never joined the job`));
-      this.o.engine.peerGone(dest, 'it never joined the job');
+    let address: string;
+    try {
+      if (!contact) throw new TsmpiError('ERR_PEER_LOST', `rank ${dest} never joined the job`);
+      address = pickAddress(contact, this.o.hostId);
+    } catch (e) {
+      fail(e as TsmpiError);
+      this.o.engine.peerGone(dest, (e as Error).message);
       return out;
     }
     this.o.transport.connect(address, this.o.connectTimeoutMs).then(
@@ -243,7 +251,7 @@ export class Fabric {
 
   close(): void {
     for (const o of this.out.values()) o.link?.close();
-    this.o.listener?.close();
+    for (const l of this.o.listeners) l.close();
   }
 }
 

@@ -12,7 +12,12 @@ import { TsmpiError } from './errors.js';
 import { Fabric } from './fabric.js';
 import { PendingRegistry } from './pending.js';
 import { CONTROL_VERSION, type RankToLauncher } from './wire/control.js';
-import { socketTransport } from './transport/socket.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeSocketTransport, socketTransport, type TlsCredential } from './transport/socket.js';
+import { formatContact } from './transport/contact.js';
+import { certFingerprint } from './transport/pin.js';
+import type { Listener } from './transport/transport.js';
 
 /** Environment a launched rank reads. */
 export const ENV = {
@@ -22,6 +27,12 @@ export const ENV = {
   secret: 'TSMPI_SECRET',
   listen: 'TSMPI_LISTEN',
   host: 'TSMPI_HOST',
+  /** identifies the machine: ranks with the same id use local sockets between them */
+  hostId: 'TSMPI_HOST_ID',
+  /** `tls:IP:0` when the job spans hosts: where this rank accepts peers from other hosts */
+  listenTls: 'TSMPI_LISTEN_TLS',
+  /** folder holding the job credential (job.key, job.crt) for cross-host links */
+  tlsDir: 'TSMPI_TLS_DIR',
   initTimeout: 'TSMPI_INIT_TIMEOUT',
 } as const;
 
@@ -135,17 +146,24 @@ async function makeWorld(): Promise<World> {
     const engine = new Engine(0);
     const fabric = new Fabric({
       self: 0,
-      addresses: [null],
+      contacts: [null],
+      hostId: 'self',
       secret: randomBytes(16).toString('hex'),
       transport: socketTransport,
-      listener: null,
+      listeners: [],
       engine,
       maxPayload,
       connectTimeoutMs: 10_000,
     });
     return new World(0, 1, hostname(), fabric, engine, null);
   }
-  const listener = await socketTransport.listen(l.listen);
+  const credential = readCredential();
+  const transport = makeSocketTransport(credential);
+  const listeners: Listener[] = [await transport.listen(l.listen)];
+  const tlsAt = process.env[ENV.listenTls];
+  if (tlsAt) listeners.push(await transport.listen(tlsAt));
+  const hostId = process.env[ENV.hostId] ?? 'localhost';
+  const contact = formatContact(hostId, listeners.map((x) => x.address));
   const engine = new Engine(l.rank);
   const timeoutS = Number(process.env[ENV.initTimeout] ?? 120);
   const table = await new Promise<(string | null)[]>((resolve, reject) => {
@@ -163,15 +181,16 @@ async function makeWorld(): Promise<World> {
       }
     });
     l.control.ref(true);
-    l.control.send({ t: 'listening', address: listener.address });
+    l.control.send({ t: 'listening', address: contact });
   }).finally(() => l.control.ref(false));
   if (table.length !== l.size) throw new TsmpiError('ERR_PROTOCOL', `the launcher sent ${table.length} addresses for ${l.size} ranks`);
   const fabric = new Fabric({
     self: l.rank,
-    addresses: table,
+    contacts: table,
+    hostId,
     secret: l.secret,
-    transport: socketTransport,
-    listener,
+    transport,
+    listeners,
     engine,
     maxPayload,
     connectTimeoutMs: 30_000,
@@ -187,6 +206,17 @@ async function makeWorld(): Promise<World> {
     else if (m.t === 'dump') l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued: engine.queued() });
   });
   return w;
+}
+
+function readCredential(): TlsCredential | null {
+  const dir = process.env[ENV.tlsDir];
+  if (!dir) return null;
+  try {
+    const cert = readFileSync(join(dir, 'job.crt'), 'utf8');
+    return { key: readFileSync(join(dir, 'job.key'), 'utf8'), cert, pin: certFingerprint(cert) };
+  } catch (e) {
+    throw new TsmpiError('ERR_ARG', `cannot read the job credential in ${dir}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** A provisional result, streamed to the launcher (printed, or written with --results). */

@@ -2,13 +2,23 @@
  * Transport over Node's `net`: Unix domain sockets, Windows named pipes and TCP.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { TsmpiError } from '../errors.js';
+import { peerPin } from './pin.js';
 import type { Link, Listener, Transport } from './transport.js';
+
+/** A job's TLS credential: every rank holds it and accepts only peers that hold it too. */
+export interface TlsCredential {
+  key: string;
+  cert: string;
+  /** the pin of `cert` ('sha256:…') */
+  pin: string;
+}
 
 export function parseAddress(address: string): { path: string } | { host: string; port: number } {
   if (address.startsWith('unix:')) return { path: address.slice(5) };
   if (address.startsWith('pipe:')) return { path: address.slice(5) };
-  if (address.startsWith('tcp:')) {
+  if (address.startsWith('tcp:') || address.startsWith('tls:')) {
     const rest = address.slice(4);
     const i = rest.lastIndexOf(':');
     const host = rest.slice(0, i).replace(/^\[(.*)\]$/, '$1');
@@ -70,6 +80,7 @@ export class SocketLink implements Link {
 }
 
 class SocketListener implements Listener {
+  private closed = false;
   /** Connections that arrive before anyone asked for them wait here (their data stays unread). */
   private early: net.Socket[] | null = [];
   private handler: ((link: Link) => void) | null = null;
@@ -77,8 +88,14 @@ class SocketListener implements Listener {
   constructor(
     readonly address: string,
     private readonly server: net.Server,
+    secure: TlsCredential | null,
   ) {
-    server.on('connection', (s) => {
+    server.on(secure ? 'secureConnection' : 'connection', (s: net.Socket) => {
+      // Only holders of the job credential get past a TLS handshake.
+      if (secure && peerPin(s as tls.TLSSocket) !== secure.pin) {
+        s.destroy();
+        return;
+      }
       if (this.handler) this.handler(new SocketLink(s));
       else this.early!.push(s);
     });
@@ -90,45 +107,87 @@ class SocketListener implements Listener {
     for (const s of early) cb(new SocketLink(s));
   }
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.server.close();
   }
 }
 
-export const socketTransport: Transport = {
-  listen(address: string): Promise<Listener> {
-    const where = parseAddress(address);
-    return new Promise((resolve, reject) => {
-      const server = net.createServer({ noDelay: true });
-      server.once('error', (e) => reject(new TsmpiError('ERR_ARG', `cannot listen on ${address}: ${e.message}`, { cause: e })));
-      const ready = () => {
-        server.unref();
-        let actual = address;
-        const a = server.address();
-        if (a && typeof a === 'object') actual = `tcp:${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-        resolve(new SocketListener(actual, server));
-      };
-      if ('path' in where) server.listen(where.path, ready);
-      else server.listen(where.port, where.host, ready);
-    });
-  },
+/**
+ * Unix sockets, named pipes and TCP; with a credential, also `tls:` addresses
+ * (TLS 1.3, both sides present the job certificate and check the other's pin).
+ */
+export function makeSocketTransport(credential: TlsCredential | null = null): Transport {
+  return {
+    listen: (address) => listen(address, credential),
+    connect: (address, timeoutMs) => connect(address, timeoutMs, credential),
+  };
+}
 
-  connect(address: string, timeoutMs: number): Promise<Link> {
-    const where = parseAddress(address);
-    return new Promise((resolve, reject) => {
-      const socket = 'path' in where ? net.connect(where.path) : net.connect(where.port, where.host);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new TsmpiError('ERR_TIMEOUT', `connecting to ${address} took longer than ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        resolve(new SocketLink(socket));
+export const socketTransport: Transport = makeSocketTransport(null);
+
+function needCredential(address: string, credential: TlsCredential | null): TlsCredential {
+  if (!credential) throw new TsmpiError('ERR_ARG', `${address} needs the job's TLS credential, which this process does not have`);
+  return credential;
+}
+
+function listen(address: string, credential: TlsCredential | null): Promise<Listener> {
+  const where = parseAddress(address);
+  const secure = address.startsWith('tls:');
+  return new Promise((resolve, reject) => {
+    let server: net.Server;
+    const c = secure ? needCredential(address, credential) : null;
+    if (c) {
+      server = tls.createServer({ key: c.key, cert: c.cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3', noDelay: true });
+      server.on('tlsClientError', () => {});
+    } else {
+      server = net.createServer({ noDelay: true });
+    }
+    server.once('error', (e) => reject(new TsmpiError('ERR_ARG', `cannot listen on ${address}: ${e.message}`, { cause: e })));
+    const ready = () => {
+      server.unref();
+      let actual = address;
+      const a = server.address();
+      if (a && typeof a === 'object') actual = `${secure ? 'tls' : 'tcp'}:${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+      resolve(new SocketListener(actual, server, c));
+    };
+    if ('path' in where) server.listen(where.path, ready);
+    else server.listen(where.port, where.host, ready);
+  });
+}
+
+function connect(address: string, timeoutMs: number, credential: TlsCredential | null): Promise<Link> {
+  const where = parseAddress(address);
+  const secure = address.startsWith('tls:');
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket;
+    if (secure && 'host' in where) {
+      const c = needCredential(address, credential);
+      const s = tls.connect({ host: where.host, port: where.port, key: c.key, cert: c.cert, rejectUnauthorized: false, minVersion: 'TLSv1.3', servername: undefined as unknown as string });
+      socket = s;
+      s.once('secureConnect', () => {
+        if (peerPin(s) !== c.pin) {
+          s.destroy(new Error(`the peer at ${address} does not hold this job's credential`));
+          return;
+        }
+        s.emit('tsmpi:ready');
       });
-      socket.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new TsmpiError('ERR_PEER_LOST', `cannot connect to ${address}: ${e.message}`, { cause: e }));
-      });
+    } else {
+      socket = 'path' in where ? net.connect(where.path) : net.connect(where.port, where.host);
+      socket.once('connect', () => socket.emit('tsmpi:ready'));
+    }
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TsmpiError('ERR_TIMEOUT', `connecting to ${address} took longer than ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('tsmpi:ready', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(new SocketLink(socket));
     });
-  },
-};
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new TsmpiError('ERR_PEER_LOST', `cannot connect to ${address}: ${e.message}`, { cause: e }));
+    });
+  });
+}
