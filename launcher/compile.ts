@@ -9,21 +9,31 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { dataframeEntry, runtimeEntry } from './paths.js';
+import { DATAFRAME_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
 
 export class CompileError extends Error {
   override name = 'CompileError';
 }
 
-const OWN: Record<string, string> = { tsmpi: runtimeEntry, 'tsmpi/dataframe': dataframeEntry };
+/** Where a job's script runs: here (tsmpi from this install), or on a remote host. */
+export type Target = 'local' | 'remote';
 
-const resolver: Plugin = {
+const OWN: Record<Target, Record<string, string>> = {
+  local: { tsmpi: pathToFileURL(runtimeEntry).href, 'tsmpi/dataframe': pathToFileURL(dataframeEntry).href },
+  // A remote host's daemon puts its own install's URLs in place of these.
+  remote: { tsmpi: RUNTIME_PLACEHOLDER, 'tsmpi/dataframe': DATAFRAME_PLACEHOLDER },
+};
+
+const resolver = (target: Target): Plugin => ({
   name: 'tsmpi-resolve',
   setup(build) {
     build.onResolve({ filter: /^[^./]|^\.[^./]|^\.\.[^/]/ }, async (args) => {
       if (args.pluginData?.tsmpiInner) return undefined;
-      const own = OWN[args.path];
-      if (own) return { path: pathToFileURL(own).href, external: true };
+      const own = OWN[target][args.path];
+      if (own) return { path: own, external: true };
       if (isBuiltin(args.path)) return { path: args.path, external: true };
+      // A remote host has none of this machine's packages: bundle them.
+      if (target === 'remote') return undefined;
       if (/^[A-Za-z]:[\\/]/.test(args.path)) return undefined;
       const r = await build.resolve(args.path, {
         kind: args.kind,
@@ -35,10 +45,10 @@ const resolver: Plugin = {
       return { path: pathToFileURL(r.path).href, external: true };
     });
   },
-};
+});
 
 /** Compile `script` into `outfile`. Throws CompileError with esbuild's messages. */
-export async function compileScript(script: string, outfile: string): Promise<void> {
+export async function compileScript(script: string, outfile: string, target: Target = 'local'): Promise<void> {
   const { build, formatMessages } = await import('esbuild');
   const abs = resolvePath(script);
   const url = pathToFileURL(abs).href;
@@ -61,7 +71,7 @@ export async function compileScript(script: string, outfile: string): Promise<vo
       banner: {
         js: `import { createRequire as __tsmpiCreateRequire } from 'node:module';\nglobalThis.require ??= __tsmpiCreateRequire(${JSON.stringify(url)});`,
       },
-      plugins: [resolver],
+      plugins: [resolver(target)],
     });
   } catch (e) {
     const errors = (e as { errors?: import('esbuild').Message[] }).errors;

@@ -3,19 +3,21 @@
  * addresses) and supervisor (forward output, watch exits, tear everything down
  * on the first failure, a timeout, abort or a signal).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { constants as osConstants, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { socketTransport } from '../runtime/transport/socket.js';
-import type { Listener } from '../runtime/transport/transport.js';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { hostname, constants as osConstants, tmpdir } from 'node:os';
+import { basename, isAbsolute, join, normalize, sep } from 'node:path';
 import type { BlockedOp, QueuedMessage, RankToLauncher } from '../runtime/wire/control.js';
-import { ENV } from '../runtime/world.js';
 import { compileScript, CompileError } from './compile.js';
-import { ControlServer } from './control-server.js';
+import { SCRIPT_FILE } from './placeholders.js';
+import { isLocalHost, type Placement } from './hosts.js';
+import { KnownHosts, readIdentity } from './keys.js';
+import { LocalHost } from './local-host.js';
 import { LineForwarder } from './output.js';
-import { rankMain } from './paths.js';
+import type { HostEvents, RankHost } from './rank-host.js';
+import { RemoteHost, type StagedSource } from './remote-host.js';
+import { fileDigest } from './staging.js';
+import { createTlsIdentity } from './x509.js';
 
 /** SIGTERM first; ranks still alive this long after are killed. */
 const KILL_GRACE_MS = 1000;
@@ -25,19 +27,23 @@ const DUMP_WAIT_MS = 1000;
 export interface JobSpec {
   script: string;
   args: string[];
-  /** host name of each rank, in rank order (all local for now) */
-  hosts: string[];
+  /** which ranks run on which host */
+  placement: Placement[];
   env: Record<string, string>;
   tagOutput: boolean;
   timeout: number | null;
   results: string | null;
+  /** files staged beside the script on remote hosts */
+  files: string[];
+  /** the launcher's key and pinned host keys (remote hosts only) */
+  identityFile: string;
+  knownHostsFile: string;
 }
 
 interface RankState {
   rank: number;
   host: string;
-  child: ChildProcess | null;
-  pid: number;
+  where: RankHost | null;
   address: string | null;
   exited: boolean;
   closed: boolean;
@@ -55,7 +61,9 @@ type Ending =
   | { kind: 'failure'; rank: number }
   | { kind: 'abort'; rank: number; code: number }
   | { kind: 'timeout' }
-  | { kind: 'signal'; signal: NodeJS.Signals };
+  | { kind: 'signal'; signal: NodeJS.Signals }
+  | { kind: 'host'; host: string; reason: string; ranks: number[] }
+  | { kind: 'setup'; error: Error };
 
 function safeWrite(stream: NodeJS.WriteStream, text: string): void {
   try {
@@ -74,8 +82,7 @@ export class Job {
   private readonly ranks: RankState[];
   private readonly secret = randomBytes(24).toString('hex');
   private dir = '';
-  private control!: ControlServer;
-  private listener: Listener | null = null;
+  private hosts: RankHost[] = [];
   private tableSent = false;
   private ending: Ending | null = null;
   /** the first rank seen failing, before end() (deferred by a turn) ran */
@@ -86,13 +93,14 @@ export class Job {
   private finish!: (code: number) => void;
 
   constructor(private readonly spec: JobSpec) {
-    this.ranks = spec.hosts.map((host, rank) => {
+    const hostOf: string[] = [];
+    for (const p of spec.placement) for (const r of p.ranks) hostOf[r] = p.host.name;
+    this.ranks = hostOf.map((host, rank) => {
       const prefix = spec.tagOutput ? `[${rank}] ` : '';
       return {
         rank,
         host,
-        child: null,
-        pid: 0,
+        where: null,
         address: null,
         exited: false,
         closed: false,
@@ -124,75 +132,134 @@ export class Job {
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onSignal);
     try {
-      const compiled = join(this.dir, 'script.mjs');
-      try {
-        await compileScript(this.spec.script, compiled);
-      } catch (e) {
-        if (e instanceof CompileError) {
-          safeWrite(process.stderr, `tsmpirun: ${e.message}\n`);
-          return 1;
-        }
-        throw e;
-      }
-      if (this.spec.results && this.spec.results !== '-') this.resultsFd = openSync(this.spec.results, 'a');
-      this.listener = await socketTransport.listen(this.localAddress('control'));
-      this.control = new ControlServer(this.listener, this.size, this.secret, {
-        message: (rank, m) => this.onMessage(rank, m),
-        refused: () => {},
-      });
-      const done = new Promise<number>((resolve) => (this.finish = resolve));
-      if (this.spec.timeout !== null) {
-        this.timeoutTimer = setTimeout(() => void this.onTimeout(), this.spec.timeout * 1000);
-      }
-      // a signal while compiling or listening: start nothing
-      if (this.ending) return this.exitCode();
-      for (const r of this.ranks) this.start(r, compiled);
-      return await done;
+      const code = await this.launch();
+      if (code !== null) return code;
+      return await new Promise<number>((resolve) => (this.finish = resolve));
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
       if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
       if (this.killTimer) clearTimeout(this.killTimer);
-      this.listener?.close();
+      for (const h of this.hosts) h.close();
       if (this.resultsFd !== null) closeSync(this.resultsFd);
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
 
-  private localAddress(name: string): string {
-    if (process.platform === 'win32') return `pipe:\\\\.\\pipe\\${this.dir.split(/[\\/]/).pop()}-${name}`;
-    return `unix:${join(this.dir, `${name}.sock`)}`;
+  /** Compile, reach the hosts, start every rank. Resolves to an exit code when the job ends before it runs. */
+  private async launch(): Promise<number | null> {
+    const spec = this.spec;
+    const local = spec.placement.find((p) => isLocalHost(p.host.name));
+    const remote = spec.placement.filter((p) => !isLocalHost(p.host.name));
+    const compiled = join(this.dir, 'script.mjs');
+    const remoteCompiled = join(this.dir, 'remote.mjs');
+    try {
+      await Promise.all([
+        local ? compileScript(spec.script, compiled, 'local') : null,
+        remote.length ? compileScript(spec.script, remoteCompiled, 'remote') : null,
+      ]);
+    } catch (e) {
+      if (e instanceof CompileError) {
+        safeWrite(process.stderr, `tsmpirun: ${e.message}\n`);
+        return 1;
+      }
+      throw e;
+    }
+    if (this.ending) return this.exitCode();
+    if (spec.results && spec.results !== '-') this.resultsFd = openSync(spec.results, 'a');
+    const events: HostEvents = {
+      message: (rank, m) => this.onMessage(rank, m),
+      output: (rank, stream, chunk) => (stream === 1 ? this.ranks[rank]!.out : this.ranks[rank]!.err).push(chunk),
+      exit: (rank, code, signal) => this.onExit(this.ranks[rank]!, code, signal),
+      closed: (rank) => this.onClose(this.ranks[rank]!),
+      lost: () => {},
+    };
+    let listenTls: string | null = null;
+    let tlsDir: string | null = null;
+    const remotes: RemoteHost[] = [];
+    if (remote.length) {
+      // Every byte between hosts is encrypted: ranks get a job credential of their own.
+      const credential = createTlsIdentity('tsmpi job');
+      tlsDir = join(this.dir, 'tls');
+      mkdirSync(tlsDir, { mode: 0o700 });
+      writeFileSync(join(tlsDir, 'job.key'), credential.key, { mode: 0o600 });
+      writeFileSync(join(tlsDir, 'job.crt'), credential.cert, { mode: 0o600 });
+      const identity = readIdentity(spec.identityFile);
+      const knownHosts = new KnownHosts(spec.knownHostsFile);
+      const files: StagedSource[] = [{ path: remoteCompiled, name: SCRIPT_FILE, ...(await fileDigest(remoteCompiled)) }];
+      for (const f of spec.files) files.push({ path: f, name: stagedName(f), ...(await fileDigest(f)) });
+      for (const p of remote) {
+        remotes.push(
+          new RemoteHost({
+            host: p.host,
+            ranks: p.ranks,
+            size: this.size,
+            secret: this.secret,
+            identity,
+            knownHosts,
+            knownHostsFile: spec.knownHostsFile,
+            files,
+            script: basename(spec.script),
+            args: spec.args,
+            env: spec.env,
+            hostId: `${p.host.name}:${p.host.port}`,
+            credential,
+            connectTimeoutMs: 10_000,
+            note: (line) => safeWrite(process.stderr, `tsmpirun: ${line}\n`),
+          }),
+        );
+      }
+      this.hosts.push(...remotes);
+      try {
+        await Promise.all(remotes.map((h) => h.connect()));
+      } catch (e) {
+        safeWrite(process.stderr, `tsmpirun: ${(e as Error).message}\n`);
+        return 1;
+      }
+      listenTls = `tls:${remotes[0]!.localAddress.includes(':') ? `[${remotes[0]!.localAddress}]` : remotes[0]!.localAddress}:0`;
+    }
+    if (this.ending) return this.exitCode();
+    if (local) {
+      const h = new LocalHost({
+        name: local.host.name,
+        ranks: local.ranks,
+        size: this.size,
+        secret: this.secret,
+        dir: this.dir,
+        compiled,
+        script: spec.script,
+        args: spec.args,
+        env: spec.env,
+        hostId: `launcher:${hostname()}`,
+        listenTls,
+        tlsDir,
+      });
+      this.hosts.push(h);
+    }
+    for (const h of this.hosts) for (const r of h.ranks) this.ranks[r]!.where = h;
+    if (spec.timeout !== null) this.timeoutTimer = setTimeout(() => void this.onTimeout(), spec.timeout * 1000);
+    const starting = this.hosts.map((h) =>
+      h.start({ ...events, lost: (reason) => this.onHostLost(h, reason) }).catch((e: Error) => {
+        // A host that cannot start its ranks ends the job.
+        this.onHostLost(h, e.message);
+      }),
+    );
+    await Promise.all(starting);
+    return null;
   }
 
-  private start(r: RankState, compiled: string): void {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...this.spec.env,
-      [ENV.control]: this.listener!.address,
-      [ENV.rank]: String(r.rank),
-      [ENV.size]: String(this.size),
-      [ENV.secret]: this.secret,
-      [ENV.listen]: this.localAddress(`r${r.rank}`),
-      [ENV.host]: r.host,
-    };
-    const child = spawn(process.execPath, [rankMain, compiled, this.spec.script, ...this.spec.args], {
-      env,
-      stdio: [r.rank === 0 ? 'inherit' : 'ignore', 'pipe', 'pipe'],
-      windowsHide: true,
-    });
-    r.child = child;
-    r.pid = child.pid ?? 0;
-    child.stdout!.on('data', (c: Buffer) => r.out.push(c));
-    child.stderr!.on('data', (c: Buffer) => r.err.push(c));
-    child.on('error', (e) => {
-      // could not start at all
-      r.stack = `cannot start rank ${r.rank}: ${e.message}`;
-      if (!r.exited) this.onExit(r, 127, null);
-      if (!r.closed) this.onClose(r);
-    });
-    child.on('exit', (code, signal) => this.onExit(r, code, signal));
-    child.on('close', () => this.onClose(r));
+  private onHostLost(h: RankHost, reason: string): void {
+    const lost = h.ranks.filter((r) => !this.ranks[r]!.exited);
+    for (const r of lost) {
+      const st = this.ranks[r]!;
+      st.stack ??= `host ${h.name} was lost: ${reason}`;
+    }
+    if (!this.ending) this.end({ kind: 'host', host: h.name, reason, ranks: lost });
+    for (const r of lost) {
+      this.onExit(this.ranks[r]!, null, 'SIGKILL');
+      this.onClose(this.ranks[r]!);
+    }
   }
 
   private onMessage(rank: number, m: RankToLauncher): void {
@@ -234,7 +301,7 @@ export class Job {
     if (!this.ranks.every((r) => r.address !== null || r.exited)) return;
     this.tableSent = true;
     const addresses = this.ranks.map((r) => (r.exited ? null : r.address));
-    for (const r of this.ranks) if (!r.exited) this.control.send(r.rank, { t: 'table', addresses });
+    for (const r of this.ranks) if (!r.exited) r.where?.send(r.rank, { t: 'table', addresses });
   }
 
   private onExit(r: RankState, code: number | null, signal: NodeJS.Signals | null): void {
@@ -250,7 +317,7 @@ export class Job {
       this.firstFailure = r.rank;
       setImmediate(() => this.end({ kind: 'failure', rank: r.rank }));
     }
-    for (const o of this.ranks) if (!o.exited) this.control.send(o.rank, { t: 'gone', rank: r.rank });
+    for (const o of this.ranks) if (!o.exited) o.where?.send(o.rank, { t: 'gone', rank: r.rank });
     this.maybeSendTable();
   }
 
@@ -276,23 +343,16 @@ export class Job {
   }
 
   private killAll(signal: NodeJS.Signals): void {
-    for (const r of this.ranks) {
-      if (r.exited || !r.child) continue;
-      r.killed = true;
-      try {
-        r.child.kill(signal);
-      } catch {
-        // already gone
-      }
-    }
+    for (const r of this.ranks) if (!r.exited && r.where) r.killed = true;
+    for (const h of this.hosts) h.kill(signal);
   }
 
   private async onTimeout(): Promise<void> {
     if (this.ending) return;
     const live = this.ranks.filter((r) => !r.exited);
-    for (const r of live) this.control.send(r.rank, { t: 'dump' });
+    for (const r of live) r.where?.send(r.rank, { t: 'dump' });
     const deadline = Date.now() + DUMP_WAIT_MS;
-    while (Date.now() < deadline && live.some((r) => !r.exited && r.blocked === null && this.control.connected(r.rank))) {
+    while (Date.now() < deadline && live.some((r) => !r.exited && r.blocked === null && r.where?.connected(r.rank))) {
       await new Promise((res) => setTimeout(res, 20));
     }
     const lines = [`tsmpirun: the job ran longer than --timeout ${this.spec.timeout} s; ending it`];
@@ -313,6 +373,12 @@ export class Job {
       case 'signal':
         safeWrite(process.stderr, `tsmpirun: received ${e.signal}; every rank was ended\n`);
         return signalCode(e.signal);
+      case 'host':
+        safeWrite(process.stderr, `tsmpirun: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
+        return 1;
+      case 'setup':
+        safeWrite(process.stderr, `tsmpirun: ${e.error.message}\n`);
+        return 1;
       case 'failure': {
         // The lowest rank that failed on its own (not one we ended).
         const failed = this.ranks.filter((r) => !r.killed && (r.signal !== null || (r.code ?? 0) !== 0));
@@ -322,7 +388,7 @@ export class Job {
         const stack = r.stack ? '\n' + r.stack.replace(/^/gm, '  ') : '';
         safeWrite(
           process.stderr,
-          `tsmpirun: rank ${r.rank} on ${r.host} (pid ${r.pid}) ${how}${stack}\n` + (others ? `tsmpirun: ended ${others} other rank${others === 1 ? '' : 's'}\n` : ''),
+          `tsmpirun: rank ${r.rank} on ${r.host} (pid ${r.where?.pid(r.rank) ?? 0}) ${how}${stack}\n` + (others ? `tsmpirun: ended ${others} other rank${others === 1 ? '' : 's'}\n` : ''),
         );
         return r.signal ? signalCode(r.signal) : (r.code ?? 1);
       }
@@ -342,3 +408,11 @@ function describeRank(r: RankState): string[] {
   }
   return out;
 }
+
+/** The name a --files entry gets in a remote job folder: its relative path, or its base name. */
+export function stagedName(file: string): string {
+  const n = normalize(file);
+  if (isAbsolute(n) || n.split(sep).includes('..')) return basename(n);
+  return n.split(sep).join('/');
+}
+

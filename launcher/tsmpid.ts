@@ -1,5 +1,131 @@
 #!/usr/bin/env node
-/** tsmpid: the host daemon that runs ranks for remote launchers (not yet built; see issue 4). */
-process.stderr.write('tsmpid: the host daemon is not available in this version yet\n');
-process.exitCode = 2;
-export {};
+/**
+ * tsmpid: the host daemon. Runs ranks for launchers whose keys are authorized,
+ * over TLS only. `tsmpid --authorized-keys FILE --workdir DIR [--listen HOST:PORT] [--slots N]`
+ */
+import { availableParallelism } from 'node:os';
+import { TsmpiError } from '../runtime/errors.js';
+import { Daemon } from './daemon.js';
+import { DEFAULT_PORT } from './hosts.js';
+
+const USAGE = `usage: tsmpid --authorized-keys FILE --workdir DIR [options]
+
+options:
+  --listen HOST:PORT        where to accept launchers (default 0.0.0.0:${DEFAULT_PORT})
+  --authorized-keys FILE    launcher keys allowed to run jobs (one id.pub a line)
+  --workdir DIR             host key and per-job folders live here
+  --slots N                 ranks this host offers (default: its cores, ${availableParallelism()})
+  --handshake-timeout S     seconds a connection has to authenticate (default 10)
+  --idle-timeout S          seconds of silence before a launcher is dropped (default 60)
+  --max-connections N       concurrent connections (default 64)
+  -h, --help
+`;
+
+interface Parsed {
+  listen: string;
+  authorizedKeys: string | null;
+  workdir: string | null;
+  slots: number | null;
+  handshake: number;
+  idle: number;
+  maxConnections: number;
+}
+
+function positive(v: string | undefined, name: string): number {
+  const n = Number(v);
+  if (v === undefined || !Number.isFinite(n) || n <= 0) throw new TsmpiError('ERR_ARG', `${name} needs a positive number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function parse(argv: string[]): Parsed | 'help' {
+  const p: Parsed = { listen: `0.0.0.0:${DEFAULT_PORT}`, authorizedKeys: null, workdir: null, slots: null, handshake: 10, idle: 60, maxConnections: 64 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const value = () => (a.startsWith('--') && eq > 0 ? a.slice(eq + 1) : argv[++i]);
+    switch (name) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '--listen':
+        p.listen = value() ?? '';
+        break;
+      case '--authorized-keys':
+        p.authorizedKeys = value() ?? null;
+        break;
+      case '--workdir':
+        p.workdir = value() ?? null;
+        break;
+      case '--slots':
+        p.slots = Math.floor(positive(value(), '--slots'));
+        break;
+      case '--handshake-timeout':
+        p.handshake = positive(value(), name);
+        break;
+      case '--idle-timeout':
+        p.idle = positive(value(), name);
+        break;
+      case '--max-connections':
+        p.maxConnections = Math.floor(positive(value(), name));
+        break;
+      default:
+        throw new TsmpiError('ERR_ARG', `unknown option ${JSON.stringify(a)}`);
+    }
+  }
+  if (!p.authorizedKeys) throw new TsmpiError('ERR_ARG', '--authorized-keys FILE is required');
+  if (!p.workdir) throw new TsmpiError('ERR_ARG', '--workdir DIR is required');
+  return p;
+}
+
+function splitListen(text: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new TsmpiError('ERR_ARG', `--listen needs HOST:PORT, got ${JSON.stringify(text)}`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+async function main(): Promise<number> {
+  let p: Parsed | 'help';
+  let where: { host: string; port: number };
+  try {
+    p = parse(process.argv.slice(2));
+    if (p === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    where = splitListen(p.listen);
+  } catch (e) {
+    process.stderr.write(`tsmpid: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon({
+      host: where.host,
+      port: where.port,
+      authorizedKeys: p.authorizedKeys!,
+      workdir: p.workdir!,
+      slots: p.slots ?? availableParallelism(),
+      handshakeTimeoutMs: p.handshake * 1000,
+      idleTimeoutMs: p.idle * 1000,
+      maxConnections: p.maxConnections,
+    });
+    const info = await daemon.start();
+    process.stdout.write(`tsmpid: listening on ${info.host}:${info.port}\ntsmpid: host key fingerprint ${info.fingerprint}\n`);
+  } catch (e) {
+    process.stderr.write(`tsmpid: ${(e as Error).message}\n`);
+    return e instanceof TsmpiError && e.code === 'ERR_ARG' ? 2 : 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      process.stderr.write(`tsmpid: ${sig}: ending every job\n`);
+      void daemon.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
+
+process.exitCode = await main();

@@ -4,9 +4,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
 import { parseArgs, USAGE, type RunOptions } from './args.js';
-import { isLocalHost, mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hosts.js';
+import { mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hosts.js';
 import { Job } from './job.js';
+import { DEFAULT_KEY_DIR, keygen } from './keys.js';
 import { distDir } from './paths.js';
+import { slurmHosts } from './slurm.js';
 
 function hostsOf(o: RunOptions): HostSpec[] {
   if (o.hosts !== null) return parseHostList(o.hosts);
@@ -19,26 +21,33 @@ function hostsOf(o: RunOptions): HostSpec[] {
     }
     return parseHostfile(text, o.hostfile);
   }
-  return [{ name: 'localhost', slots: null, maxSlots: null, port: 0 }];
+  // Inside a Slurm allocation, its hosts are the default.
+  return slurmHosts(process.env) ?? [{ name: 'localhost', slots: null, maxSlots: null, port: 0 }];
 }
 
 async function run(o: RunOptions): Promise<number> {
   if (!existsSync(o.script)) throw new TsmpiError('ERR_ARG', `SCRIPT ${o.script} does not exist`);
   const hosts = hostsOf(o);
-  const remote = hosts.filter((h) => !isLocalHost(h.name));
-  if (remote.length) {
-    throw new TsmpiError('ERR_ARG', `remote hosts (${remote.map((h) => h.name).join(', ')}) need tsmpid, which this version does not support yet`);
-  }
+  for (const f of o.files) if (!existsSync(f)) throw new TsmpiError('ERR_ARG', `--files: ${f} does not exist`);
   const n = o.np ?? hosts.reduce((s, h) => s + slotsOf(h), 0);
   const placement = placeRanks(hosts, n, (h) => mayOversubscribe(h, o.oversubscribe));
-  const rankHosts: string[] = new Array(n);
-  for (const p of placement) for (const r of p.ranks) rankHosts[r] = p.host.name;
   const env: Record<string, string> = {};
   for (const [k, v] of o.env) {
     const value = v ?? process.env[k];
     if (value !== undefined) env[k] = value;
   }
-  const job = new Job({ script: o.script, args: o.args, hosts: rankHosts, env, tagOutput: o.tagOutput, timeout: o.timeout, results: o.results });
+  const job = new Job({
+    script: o.script,
+    args: o.args,
+    placement,
+    env,
+    tagOutput: o.tagOutput,
+    timeout: o.timeout,
+    results: o.results,
+    files: o.files,
+    identityFile: o.identity ?? join(DEFAULT_KEY_DIR, 'id'),
+    knownHostsFile: o.knownHosts ?? join(DEFAULT_KEY_DIR, 'known_hosts'),
+  });
   return job.run();
 }
 
@@ -60,8 +69,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'keygen':
-      process.stderr.write('tsmpirun: keygen is not available in this version yet\n');
-      return 2;
+      try {
+        const { idFile, pubFile } = keygen(cmd.out);
+        process.stdout.write(`wrote ${idFile} (secret, keep it) and ${pubFile} (add it to each host's --authorized-keys)\n`);
+        return 0;
+      } catch (e) {
+        process.stderr.write(`tsmpirun: keygen: ${(e as Error).message}\n`);
+        return 2;
+      }
     case 'run':
       try {
         return await run(cmd.options);

@@ -77,3 +77,94 @@ export function parseRankMessage(value: unknown): RankToLauncher {
 export function parseLauncherMessage(value: unknown): LauncherToRank {
   return check<LauncherToRank>(value, LAUNCHER_FIELDS, 'launcher');
 }
+
+// ---- launcher ↔ host daemon (tsmpid), over TLS -------------------------------
+
+/** A file the launcher stages into a remote job folder. */
+export interface StagedFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export type DaemonToLauncher =
+  | { t: 'challenge'; v: number; nonce: string; host: string; platform: string; slots: number; staging: string }
+  | { t: 'welcome' }
+  | { t: 'refused'; code: string; message: string }
+  | { t: 'started'; pids: number[]; listenHost: string }
+  | { t: 'rank'; rank: number; m: RankToLauncher }
+  | { t: 'exit'; rank: number; code: number | null; signal: string | null }
+  | { t: 'pong' };
+
+export type LauncherToDaemon =
+  | { t: 'auth'; key: string; sig: string; staging: string }
+  | {
+      t: 'job';
+      size: number;
+      ranks: number[];
+      secret: string;
+      hostId: string;
+      env: Record<string, string>;
+      args: string[];
+      script: string;
+      files: StagedFile[];
+      tlsKey: string;
+      tlsCert: string;
+    }
+  | { t: 'start' }
+  | { t: 'ctl'; rank: number; m: LauncherToRank }
+  | { t: 'kill'; signal: string }
+  | { t: 'ping' };
+
+const DAEMON_FIELDS: Record<DaemonToLauncher['t'], Record<string, string>> = {
+  challenge: { v: 'number', nonce: 'string', host: 'string', platform: 'string', slots: 'number', staging: 'string' },
+  welcome: {},
+  refused: { code: 'string', message: 'string' },
+  started: { pids: 'array', listenHost: 'string' },
+  rank: { rank: 'number', m: 'object' },
+  exit: { rank: 'number' },
+  pong: {},
+};
+
+const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = {
+  auth: { key: 'string', sig: 'string', staging: 'string' },
+  job: {
+    size: 'number',
+    ranks: 'array',
+    secret: 'string',
+    hostId: 'string',
+    env: 'object',
+    args: 'array',
+    script: 'string',
+    files: 'array',
+    tlsKey: 'string',
+    tlsCert: 'string',
+  },
+  start: {},
+  ctl: { rank: 'number', m: 'object' },
+  kill: { signal: 'string' },
+  ping: {},
+};
+
+export function parseDaemonMessage(value: unknown): DaemonToLauncher {
+  const m = check<DaemonToLauncher>(value, DAEMON_FIELDS, 'daemon');
+  if (m.t === 'rank') parseRankMessage(m.m);
+  return m;
+}
+
+export function parseToDaemon(value: unknown): LauncherToDaemon {
+  const m = check<LauncherToDaemon>(value, TO_DAEMON_FIELDS, 'launcher');
+  if (m.t === 'ctl') parseLauncherMessage(m.m);
+  if (m.t === 'job') {
+    const ints = (xs: unknown[]) => xs.every((x) => Number.isSafeInteger(x) && (x as number) >= 0);
+    if (!ints(m.ranks) || !Number.isSafeInteger(m.size) || m.size < 1 || m.ranks.some((r) => r >= m.size)) throw bad('job: bad ranks or size');
+    if (!m.args.every((a) => typeof a === 'string')) throw bad('job: args must be strings');
+    if (Object.values(m.env).some((v) => typeof v !== 'string')) throw bad('job: env values must be strings');
+    for (const f of m.files) {
+      if (typeof f !== 'object' || f === null || typeof f.name !== 'string' || !Number.isSafeInteger(f.size) || f.size < 0 || typeof f.sha256 !== 'string') {
+        throw bad('job: a file entry needs name, size and sha256');
+      }
+    }
+  }
+  return m;
+}

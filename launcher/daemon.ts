@@ -1,0 +1,384 @@
+/**
+ * tsmpid's engine: a TLS server that runs ranks for authorized launchers.
+ *
+ * One connection is one job: the daemon proves its host key (TLS, pinned by the
+ * launcher), challenges the launcher to sign a fresh nonce bound to this TLS
+ * session with an authorized key, receives the job's files (encrypted end to end
+ * with a key agreed by X25519, verified before use, kept inside the job folder),
+ * starts the ranks there and relays their control messages and output. When the
+ * connection ends, for any reason, the job's ranks are ended and its folder is
+ * removed. Everything a peer can send is bounded: frame sizes, handshake and
+ * idle time, connections, staged bytes. A bad peer loses its connection; the
+ * daemon keeps serving everyone else.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as tls from 'node:tls';
+import { TsmpiError } from '../runtime/errors.js';
+import { socketTransport } from '../runtime/transport/socket.js';
+import type { Listener } from '../runtime/transport/transport.js';
+import { CONTROL_VERSION, parseToDaemon, type LauncherToDaemon, type RankToLauncher } from '../runtime/wire/control.js';
+import type { FrameHeader } from '../runtime/wire/frame.js';
+import { ENV } from '../runtime/world.js';
+import { ControlServer } from './control-server.js';
+import { FramedConn } from './framed.js';
+import { parseAuthorizedKeys, verifyChallenge } from './keys.js';
+import { dataframeEntry, rankMain, runtimeEntry } from './paths.js';
+import { CHUNK, deriveFileKey, FileReceiver, safeJobPath, stagingKeyPair } from './staging.js';
+import { loadOrCreateTlsIdentity, tlsChannelBinding, type TlsIdentity } from './x509.js';
+
+import { DATAFRAME_PLACEHOLDER, RUNTIME_PLACEHOLDER, SCRIPT_FILE } from './placeholders.js';
+
+export interface DaemonOptions {
+  host: string;
+  port: number;
+  authorizedKeys: string;
+  workdir: string;
+  slots?: number;
+  /** TLS handshake plus launcher authentication must finish within this */
+  handshakeTimeoutMs?: number;
+  /** a connection that sends nothing for this long is dropped */
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+  /** bytes a job may stage in all */
+  maxJobBytes?: number;
+  /** most ranks one job may start here */
+  maxRanks?: number;
+  log?: (line: string) => void;
+}
+
+export interface DaemonInfo {
+  host: string;
+  port: number;
+  fingerprint: string;
+}
+
+const UNAUTH_CONTROL = 64 * 1024;
+const AUTH_CONTROL = 16 * 1024 * 1024;
+const KILL_GRACE_MS = 1000;
+
+export class Daemon {
+  private server: tls.Server | null = null;
+  private readonly sessions = new Set<Session>();
+  readonly identity: TlsIdentity;
+  readonly o: Required<DaemonOptions>;
+
+  constructor(options: DaemonOptions) {
+    this.o = {
+      slots: availableParallelism(),
+      handshakeTimeoutMs: 10_000,
+      idleTimeoutMs: 60_000,
+      maxConnections: 64,
+      maxJobBytes: 64 * 2 ** 30,
+      maxRanks: 1024,
+      log: (line) => process.stderr.write(`tsmpid: ${line}\n`),
+      ...options,
+    };
+    // Ranks run inside job folders: every path they are given must be absolute.
+    this.o.workdir = resolve(this.o.workdir);
+    mkdirSync(this.o.workdir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(this.o.workdir, 'jobs'), { recursive: true, mode: 0o700 });
+    this.identity = loadOrCreateTlsIdentity(this.o.workdir, `tsmpid ${hostname()}`);
+    // Keys are read now so a bad file fails at start; they are read again per connection.
+    this.authorizedKeys();
+  }
+
+  authorizedKeys(): Uint8Array[] {
+    let text: string;
+    try {
+      text = readFileSync(this.o.authorizedKeys, 'utf8');
+    } catch (e) {
+      throw new TsmpiError('ERR_ARG', `cannot read --authorized-keys ${this.o.authorizedKeys}: ${(e as Error).message}`, { cause: e });
+    }
+    return parseAuthorizedKeys(text, this.o.authorizedKeys);
+  }
+
+  start(): Promise<DaemonInfo> {
+    const server = tls.createServer({
+      key: this.identity.key,
+      cert: this.identity.cert,
+      minVersion: 'TLSv1.3',
+      handshakeTimeout: this.o.handshakeTimeoutMs,
+    });
+    server.maxConnections = this.o.maxConnections;
+    server.on('secureConnection', (socket) => {
+      const s = new Session(this, socket);
+      this.sessions.add(s);
+      socket.on('close', () => this.sessions.delete(s));
+    });
+    server.on('tlsClientError', (err, socket) => {
+      this.o.log(`TLS handshake with ${socket.remoteAddress ?? '?'} failed: ${err.message}`);
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', (e) => reject(new TsmpiError('ERR_ARG', `cannot listen on ${this.o.host}:${this.o.port}: ${e.message}`, { cause: e })));
+      server.listen(this.o.port, this.o.host, () => {
+        const a = server.address() as { address: string; port: number };
+        resolve({ host: a.address, port: a.port, fingerprint: this.identity.fingerprint });
+      });
+    });
+  }
+
+  /** Stop accepting; end every job (their ranks and folders). */
+  async close(): Promise<void> {
+    this.server?.close();
+    await Promise.all([...this.sessions].map((s) => s.shutdown('the daemon is stopping')));
+  }
+}
+
+interface RankProc {
+  rank: number;
+  child: ChildProcess;
+  done: boolean;
+}
+
+type State = 'challenge' | 'authed' | 'staging' | 'running' | 'ending';
+
+class Session {
+  private state: State = 'challenge';
+  private readonly conn: FramedConn;
+  private readonly nonce = randomBytes(32);
+  private readonly staging = stagingKeyPair();
+  private fileKey: Buffer | null = null;
+  private job: Extract<LauncherToDaemon, { t: 'job' }> | null = null;
+  private dir: string | null = null;
+  private receivers: FileReceiver[] = [];
+  private filesDone = 0;
+  private ranks: RankProc[] = [];
+  private control: ControlServer | null = null;
+  private controlListener: Listener | null = null;
+  private handshakeTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly peer: string;
+  private ended: Promise<void> | null = null;
+
+  constructor(
+    private readonly d: Daemon,
+    private readonly socket: tls.TLSSocket,
+  ) {
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    this.conn = new FramedConn(socket, CHUNK + 1024, UNAUTH_CONTROL, {
+      control: (v) => this.onControl(v),
+      data: (h, p) => this.onData(h, p),
+      close: (err) => {
+        if (err) d.o.log(`${this.peer}: ${err instanceof TsmpiError ? err.code + ': ' : ''}${err.message}`);
+        void this.shutdown(err ? `connection failed: ${err.message}` : 'the launcher closed the connection');
+      },
+    });
+    this.handshakeTimer = setTimeout(() => this.refuse(new TsmpiError('ERR_TIMEOUT', 'no authentication within the handshake timeout')), d.o.handshakeTimeoutMs);
+    this.touch();
+    this.conn.sendControl({
+      t: 'challenge',
+      v: CONTROL_VERSION,
+      nonce: this.nonce.toString('base64'),
+      host: hostname(),
+      platform: process.platform,
+      slots: d.o.slots,
+      staging: Buffer.from(this.staging.publicKey).toString('base64'),
+    });
+  }
+
+  /** Any traffic from the launcher keeps the connection; silence drops it. */
+  private touch(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.refuse(new TsmpiError('ERR_TIMEOUT', `nothing heard from the launcher for ${this.d.o.idleTimeoutMs} ms`)), this.d.o.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  private refuse(err: TsmpiError): void {
+    this.d.o.log(`${this.peer}: ${err.code}: ${err.message}`);
+    this.conn.fail(err);
+    void this.shutdown(err.message);
+  }
+
+  private onControl(v: unknown): void {
+    this.touch();
+    const m = parseToDaemon(v);
+    switch (m.t) {
+      case 'auth':
+        return this.onAuth(m);
+      case 'job':
+        return this.onJob(m);
+      case 'start':
+        this.onStart().catch((e: unknown) => this.refuse(e instanceof TsmpiError ? e : new TsmpiError('ERR_ARG', `cannot start the job: ${(e as Error).message}`, { cause: e })));
+        return;
+      case 'ctl':
+        if (this.state !== 'running') throw new TsmpiError('ERR_PROTOCOL', 'ctl before the job started');
+        this.control?.send(m.rank, m.m);
+        return;
+      case 'kill':
+        if (this.state === 'challenge') throw new TsmpiError('ERR_PROTOCOL', 'kill before authentication');
+        this.killRanks(m.signal === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM');
+        return;
+      case 'ping':
+        this.conn.sendControl({ t: 'pong' });
+        return;
+    }
+  }
+
+  private onAuth(m: Extract<LauncherToDaemon, { t: 'auth' }>): void {
+    if (this.state !== 'challenge') throw new TsmpiError('ERR_PROTOCOL', 'auth sent twice');
+    const key = Buffer.from(m.key, 'base64');
+    const sig = Buffer.from(m.sig, 'base64');
+    let keys: Uint8Array[];
+    try {
+      keys = this.d.authorizedKeys();
+    } catch (e) {
+      this.d.o.log((e as Error).message);
+      keys = [];
+    }
+    if (!verifyChallenge(keys, key, sig, this.nonce, tlsChannelBinding(this.socket))) {
+      throw new TsmpiError('ERR_AUTH', 'this launcher key is not authorized here (or its signature is wrong)');
+    }
+    this.fileKey = deriveFileKey(this.staging.secretKey, Buffer.from(m.staging, 'base64'), this.nonce);
+    clearTimeout(this.handshakeTimer);
+    this.state = 'authed';
+    this.conn.maxControl = AUTH_CONTROL;
+    this.d.o.log(`${this.peer}: authenticated`);
+    this.conn.sendControl({ t: 'welcome' });
+  }
+
+  private onJob(m: Extract<LauncherToDaemon, { t: 'job' }>): void {
+    if (this.state !== 'authed') throw new TsmpiError('ERR_PROTOCOL', 'job before authentication, or twice');
+    if (m.ranks.length === 0 || m.ranks.length > this.d.o.maxRanks) throw new TsmpiError('ERR_ARG', `a job may start 1..${this.d.o.maxRanks} ranks here, not ${m.ranks.length}`);
+    if (m.files.length === 0 || m.files[0]!.name !== SCRIPT_FILE) throw new TsmpiError('ERR_PROTOCOL', `the first staged file must be ${SCRIPT_FILE}`);
+    const total = m.files.reduce((s, f) => s + f.size, 0);
+    if (total > this.d.o.maxJobBytes) throw new TsmpiError('ERR_ARG', `the job stages ${total} bytes, more than the ${this.d.o.maxJobBytes} allowed here`);
+    this.dir = mkdtempSync(join(this.d.o.workdir, 'jobs', 'job-'));
+    const seen = new Set<string>();
+    for (const f of m.files) {
+      const path = safeJobPath(this.dir, f.name);
+      if (seen.has(path)) throw new TsmpiError('ERR_PROTOCOL', `the file ${JSON.stringify(f.name)} is staged twice`);
+      seen.add(path);
+    }
+    this.receivers = m.files.map((f, i) => new FileReceiver(this.dir!, this.fileKey!, i, f.name, f.size, f.sha256));
+    this.job = m;
+    this.state = 'staging';
+  }
+
+  private onData(h: FrameHeader, payload: Buffer): void {
+    this.touch();
+    if (this.state !== 'staging') throw new TsmpiError('ERR_PROTOCOL', 'file data outside staging');
+    const r = this.receivers[h.ctx];
+    if (!r) throw new TsmpiError('ERR_PROTOCOL', `file data for unknown file #${h.ctx}`);
+    const last = h.tag === 1;
+    r.push(h.seq, last, payload);
+    if (last) {
+      r.finish();
+      this.filesDone++;
+    }
+  }
+
+  private async onStart(): Promise<void> {
+    if (this.state !== 'staging' || this.filesDone !== this.receivers.length) throw new TsmpiError('ERR_PROTOCOL', 'start before every file arrived');
+    const job = this.job!;
+    const dir = this.dir!;
+    this.state = 'running';
+    const own = join(dir, '.tsmpi');
+    mkdirSync(own, { mode: 0o700 });
+    writeFileSync(join(own, 'job.key'), job.tlsKey, { mode: 0o600 });
+    writeFileSync(join(own, 'job.crt'), job.tlsCert, { mode: 0o600 });
+    // Point the script at this host's own tsmpi install.
+    const scriptPath = join(dir, SCRIPT_FILE);
+    const text = readFileSync(scriptPath, 'utf8')
+      .replaceAll(RUNTIME_PLACEHOLDER, pathToFileURL(runtimeEntry).href)
+      .replaceAll(DATAFRAME_PLACEHOLDER, pathToFileURL(dataframeEntry).href);
+    writeFileSync(scriptPath, text);
+    const local = (name: string) =>
+      process.platform === 'win32' ? `pipe:\\\\.\\pipe\\tsmpid-${dir.split(/[\\/]/).pop()}-${name}` : `unix:${join(own, `${name}.sock`)}`;
+    this.controlListener = await socketTransport.listen(local('control'));
+    this.control = new ControlServer(this.controlListener, job.size, job.secret, {
+      message: (rank, msg) => this.relay(rank, msg),
+      refused: (why) => this.d.o.log(`${this.peer}: a rank's control link was refused: ${why}`),
+    });
+    let listenHost = this.socket.localAddress ?? '127.0.0.1';
+    if (listenHost.startsWith('::ffff:')) listenHost = listenHost.slice(7);
+    const tlsHost = listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+    for (const rank of job.ranks) {
+      const child = spawn(process.execPath, [rankMain, scriptPath, job.script, ...job.args], {
+        cwd: dir,
+        env: {
+          ...process.env,
+          ...job.env,
+          [ENV.control]: this.controlListener.address,
+          [ENV.rank]: String(rank),
+          [ENV.size]: String(job.size),
+          [ENV.secret]: job.secret,
+          [ENV.listen]: local(`r${rank}`),
+          [ENV.listenTls]: `tls:${tlsHost}:0`,
+          [ENV.tlsDir]: own,
+          [ENV.host]: job.hostId.replace(/:\d+$/, ''),
+          [ENV.hostId]: job.hostId,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      });
+      const p: RankProc = { rank, child, done: false };
+      this.ranks.push(p);
+      child.stdout!.on('data', (c: Buffer) => this.output(rank, 1, c, child));
+      child.stderr!.on('data', (c: Buffer) => this.output(rank, 2, c, child));
+      child.on('error', () => {});
+      child.on('close', (code, signal) => {
+        p.done = true;
+        this.conn.sendControl({ t: 'exit', rank, code, signal });
+        if (this.ranks.every((x) => x.done)) void this.shutdown('every rank ended');
+      });
+    }
+    this.d.o.log(`${this.peer}: started ranks ${job.ranks.join(', ')} in ${dir}`);
+    this.conn.sendControl({ t: 'started', pids: this.ranks.map((r) => r.child.pid ?? 0), listenHost });
+  }
+
+  private relay(rank: number, msg: RankToLauncher): void {
+    this.conn.sendControl({ t: 'rank', rank, m: msg });
+  }
+
+  private output(rank: number, stream: 1 | 2, chunk: Buffer, child: ChildProcess): void {
+    if (!this.conn.sendData({ src: rank, tag: stream }, chunk)) {
+      // The launcher reads slower than the rank writes: hold the rank's output.
+      const s = stream === 1 ? child.stdout! : child.stderr!;
+      s.pause();
+      this.socket.once('drain', () => s.resume());
+    }
+  }
+
+  private killRanks(signal: NodeJS.Signals): void {
+    for (const r of this.ranks) {
+      if (r.done) continue;
+      try {
+        r.child.kill(signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** End the job: ranks ended (SIGTERM, then SIGKILL), folder removed, connection closed. */
+  shutdown(reason: string): Promise<void> {
+    this.ended ??= (async () => {
+      const wasRunning = this.state === 'running';
+      this.state = 'ending';
+      clearTimeout(this.handshakeTimer);
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      if (this.ranks.some((r) => !r.done)) {
+        this.d.o.log(`${this.peer}: ending the job's ranks: ${reason}`);
+        this.killRanks('SIGTERM');
+        const deadline = Date.now() + KILL_GRACE_MS;
+        while (this.ranks.some((r) => !r.done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        this.killRanks('SIGKILL');
+        while (this.ranks.some((r) => !r.done)) await new Promise((r) => setTimeout(r, 20));
+      }
+      for (const r of this.receivers) r.abort();
+      this.controlListener?.close();
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+      if (wasRunning) this.d.o.log(`${this.peer}: job ended (${reason}); folder removed`);
+      this.conn.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+    })();
+    return this.ended;
+  }
+}

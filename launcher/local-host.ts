@@ -1,0 +1,128 @@
+/** Ranks on this machine: child processes talking over a local control socket. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { socketTransport } from '../runtime/transport/socket.js';
+import type { Listener } from '../runtime/transport/transport.js';
+import type { LauncherToRank } from '../runtime/wire/control.js';
+import { ENV } from '../runtime/world.js';
+import { ControlServer } from './control-server.js';
+import { rankMain } from './paths.js';
+import type { HostEvents, RankHost } from './rank-host.js';
+
+export interface LocalHostSpec {
+  name: string;
+  ranks: number[];
+  size: number;
+  secret: string;
+  /** the job's private folder on this machine */
+  dir: string;
+  compiled: string;
+  script: string;
+  args: string[];
+  env: Record<string, string>;
+  hostId: string;
+  /** set when the job spans hosts: `tls:IP:0` and the credential folder */
+  listenTls: string | null;
+  tlsDir: string | null;
+}
+
+export function localAddress(dir: string, name: string): string {
+  if (process.platform === 'win32') return `pipe:\\\\.\\pipe\\${dir.split(/[\\/]/).pop()}-${name}`;
+  return `unix:${join(dir, `${name}.sock`)}`;
+}
+
+export class LocalHost implements RankHost {
+  readonly name: string;
+  readonly ranks: readonly number[];
+  private control: ControlServer | null = null;
+  private listener: Listener | null = null;
+  private readonly children = new Map<number, ChildProcess>();
+  private readonly live = new Set<number>();
+
+  constructor(private readonly s: LocalHostSpec) {
+    this.name = s.name;
+    this.ranks = s.ranks;
+  }
+
+  async start(ev: HostEvents): Promise<void> {
+    const s = this.s;
+    this.listener = await socketTransport.listen(localAddress(s.dir, 'control'));
+    this.control = new ControlServer(this.listener, s.size, s.secret, { message: ev.message, refused: () => {} });
+    for (const rank of s.ranks) {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ...s.env,
+        [ENV.control]: this.listener.address,
+        [ENV.rank]: String(rank),
+        [ENV.size]: String(s.size),
+        [ENV.secret]: s.secret,
+        [ENV.listen]: localAddress(s.dir, `r${rank}`),
+        [ENV.host]: s.name,
+        [ENV.hostId]: s.hostId,
+      };
+      if (s.listenTls) env[ENV.listenTls] = s.listenTls;
+      if (s.tlsDir) env[ENV.tlsDir] = s.tlsDir;
+      const child = spawn(process.execPath, [rankMain, s.compiled, s.script, ...s.args], {
+        env,
+        stdio: [rank === 0 ? 'inherit' : 'ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      });
+      this.children.set(rank, child);
+      this.live.add(rank);
+      let exited = false;
+      let closed = false;
+      child.stdout!.on('data', (c: Buffer) => ev.output(rank, 1, c));
+      child.stderr!.on('data', (c: Buffer) => ev.output(rank, 2, c));
+      child.on('error', (e) => {
+        // could not start at all
+        ev.message(rank, { t: 'failed', stack: `cannot start rank ${rank}: ${e.message}` });
+        if (!exited) {
+          exited = true;
+          this.live.delete(rank);
+          ev.exit(rank, 127, null);
+        }
+        if (!closed) {
+          closed = true;
+          ev.closed(rank);
+        }
+      });
+      child.on('exit', (code, signal) => {
+        if (exited) return;
+        exited = true;
+        this.live.delete(rank);
+        ev.exit(rank, code, signal);
+      });
+      child.on('close', () => {
+        if (closed) return;
+        closed = true;
+        ev.closed(rank);
+      });
+    }
+  }
+
+  send(rank: number, m: LauncherToRank): boolean {
+    return this.control?.send(rank, m) ?? false;
+  }
+
+  connected(rank: number): boolean {
+    return this.control?.connected(rank) ?? false;
+  }
+
+  pid(rank: number): number {
+    return this.children.get(rank)?.pid ?? 0;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    for (const rank of this.live) {
+      try {
+        this.children.get(rank)?.kill(signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  close(): void {
+    this.listener?.close();
+  }
+}

@@ -1,0 +1,7 @@
+/** Names shared by the launcher and the daemon for a remote job's staged script. */
+
+/** Placeholders the launcher leaves in a remote job's script for the host's own tsmpi install. */
+export const RUNTIME_PLACEHOLDER = 'tsmpi-remote:runtime';
+export const DATAFRAME_PLACEHOLDER = 'tsmpi-remote:dataframe';
+/** The compiled script is always the first staged file, under this name. */
+export const SCRIPT_FILE = '.tsmpi-job.mjs';
