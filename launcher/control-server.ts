@@ -12,6 +12,8 @@ export interface ControlEvents {
   message(rank: number, m: RankToLauncher): void;
   /** a connection that never identified itself properly was dropped */
   refused(reason: string): void;
+  /** a rank identified itself */
+  joined?(rank: number): void;
 }
 
 export class ControlServer {
@@ -32,6 +34,7 @@ export class ControlServer {
       const m = parseRankMessage(v);
       if (rank < 0) {
         rank = this.checkHello(m, link);
+        this.events.joined?.(rank);
         return;
       }
       this.events.message(rank, m);

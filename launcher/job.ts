@@ -11,13 +11,10 @@ import type { BlockedOp, QueuedMessage, RankToLauncher } from '../runtime/wire/c
 import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
 import { isLocalHost, type Placement } from './hosts.js';
-import { KnownHosts, readIdentity } from './keys.js';
 import { LocalHost } from './local-host.js';
 import { LineForwarder } from './output.js';
 import type { HostEvents, RankHost } from './rank-host.js';
-import { RemoteHost, type StagedSource } from './remote-host.js';
-import { fileDigest } from './staging.js';
-import { createTlsIdentity } from './x509.js';
+import type { RemoteHost, StagedSource } from './remote-host.js';
 
 /** SIGTERM first; ranks still alive this long after are killed. */
 const KILL_GRACE_MS = 1000;
@@ -63,7 +60,7 @@ type Ending =
   | { kind: 'timeout' }
   | { kind: 'signal'; signal: NodeJS.Signals }
   | { kind: 'host'; host: string; reason: string; ranks: number[] }
-  | { kind: 'setup'; error: Error };
+  | { kind: 'setup'; error: Error; quiet?: boolean };
 
 function safeWrite(stream: NodeJS.WriteStream, text: string): void {
   try {
@@ -132,9 +129,10 @@ export class Job {
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onSignal);
     try {
+      const done = new Promise<number>((resolve) => (this.finish = resolve));
       const code = await this.launch();
       if (code !== null) return code;
-      return await new Promise<number>((resolve) => (this.finish = resolve));
+      return await done;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -154,19 +152,23 @@ export class Job {
     const remote = spec.placement.filter((p) => !isLocalHost(p.host.name));
     const compiled = join(this.dir, 'script.mjs');
     const remoteCompiled = join(this.dir, 'remote.mjs');
-    try {
-      await Promise.all([
-        local ? compileScript(spec.script, compiled, 'local') : null,
-        remote.length ? compileScript(spec.script, remoteCompiled, 'remote') : null,
-      ]);
-    } catch (e) {
-      if (e instanceof CompileError) {
+    // Local ranks start while the script compiles; they import it once told to.
+    const compiling = Promise.all([
+      local ? compileScript(spec.script, compiled, 'local') : null,
+      remote.length ? compileScript(spec.script, remoteCompiled, 'remote') : null,
+    ]);
+    compiling.catch(() => {});
+    const compileFailed = async (): Promise<number | null> => {
+      try {
+        await compiling;
+        return null;
+      } catch (e) {
+        if (!(e instanceof CompileError)) throw e;
         safeWrite(process.stderr, `tsmpirun: ${e.message}\n`);
+        this.end({ kind: 'setup', error: e, quiet: true });
         return 1;
       }
-      throw e;
-    }
-    if (this.ending) return this.exitCode();
+    };
     if (spec.results && spec.results !== '-') this.resultsFd = openSync(spec.results, 'a');
     const events: HostEvents = {
       message: (rank, m) => this.onMessage(rank, m),
@@ -179,6 +181,12 @@ export class Job {
     let tlsDir: string | null = null;
     const remotes: RemoteHost[] = [];
     if (remote.length) {
+      const [{ RemoteHost }, { KnownHosts, readIdentity }, { fileDigest }, { createTlsIdentity }] = await Promise.all([
+        import('./remote-host.js'),
+        import('./keys.js'),
+        import('./staging.js'),
+        import('./x509.js'),
+      ]);
       // Every byte between hosts is encrypted: ranks get a job credential of their own.
       const credential = createTlsIdentity('tsmpi job');
       tlsDir = join(this.dir, 'tls');
@@ -187,6 +195,8 @@ export class Job {
       writeFileSync(join(tlsDir, 'job.crt'), credential.cert, { mode: 0o600 });
       const identity = readIdentity(spec.identityFile);
       const knownHosts = new KnownHosts(spec.knownHostsFile);
+      const failed = await compileFailed();
+      if (failed !== null) return failed;
       const files: StagedSource[] = [{ path: remoteCompiled, name: SCRIPT_FILE, ...(await fileDigest(remoteCompiled)) }];
       for (const f of spec.files) files.push({ path: f, name: stagedName(f), ...(await fileDigest(f)) });
       for (const p of remote) {
@@ -220,8 +230,9 @@ export class Job {
       listenTls = `tls:${remotes[0]!.localAddress.includes(':') ? `[${remotes[0]!.localAddress}]` : remotes[0]!.localAddress}:0`;
     }
     if (this.ending) return this.exitCode();
+    let localHost: LocalHost | null = null;
     if (local) {
-      const h = new LocalHost({
+      const h = (localHost = new LocalHost({
         name: local.host.name,
         ranks: local.ranks,
         size: this.size,
@@ -234,7 +245,7 @@ export class Job {
         hostId: `launcher:${hostname()}`,
         listenTls,
         tlsDir,
-      });
+      }));
       this.hosts.push(h);
     }
     for (const h of this.hosts) for (const r of h.ranks) this.ranks[r]!.where = h;
@@ -245,6 +256,12 @@ export class Job {
         this.onHostLost(h, e.message);
       }),
     );
+    const failed = await compileFailed();
+    if (failed !== null) {
+      await Promise.all(starting);
+      return null;
+    }
+    localHost?.go();
     await Promise.all(starting);
     return null;
   }
@@ -377,7 +394,7 @@ export class Job {
         safeWrite(process.stderr, `tsmpirun: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
         return 1;
       case 'setup':
-        safeWrite(process.stderr, `tsmpirun: ${e.error.message}\n`);
+        if (!e.quiet) safeWrite(process.stderr, `tsmpirun: ${e.error.message}\n`);
         return 1;
       case 'failure': {
         // The lowest rank that failed on its own (not one we ended).

@@ -38,6 +38,8 @@ export class LocalHost implements RankHost {
   private listener: Listener | null = null;
   private readonly children = new Map<number, ChildProcess>();
   private readonly live = new Set<number>();
+  private readonly joined = new Set<number>();
+  private ready = false;
 
   constructor(private readonly s: LocalHostSpec) {
     this.name = s.name;
@@ -47,7 +49,14 @@ export class LocalHost implements RankHost {
   async start(ev: HostEvents): Promise<void> {
     const s = this.s;
     this.listener = await socketTransport.listen(localAddress(s.dir, 'control'));
-    this.control = new ControlServer(this.listener, s.size, s.secret, { message: ev.message, refused: () => {} });
+    this.control = new ControlServer(this.listener, s.size, s.secret, {
+      message: ev.message,
+      refused: () => {},
+      joined: (rank) => {
+        this.joined.add(rank);
+        if (this.ready) this.control!.send(rank, { t: 'run' });
+      },
+    });
     for (const rank of s.ranks) {
       const env: NodeJS.ProcessEnv = {
         ...process.env,
@@ -98,6 +107,12 @@ export class LocalHost implements RankHost {
         ev.closed(rank);
       });
     }
+  }
+
+  /** The compiled script is in place: let every rank (now or once it joins) import it. */
+  go(): void {
+    this.ready = true;
+    for (const rank of this.joined) this.control!.send(rank, { t: 'run' });
   }
 
   send(rank: number, m: LauncherToRank): boolean {

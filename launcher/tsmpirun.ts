@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** tsmpirun: start ranks of one script and supervise them. */
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
 import { parseArgs, USAGE, type RunOptions } from './args.js';
@@ -22,7 +23,8 @@ function hostsOf(o: RunOptions): HostSpec[] {
     return parseHostfile(text, o.hostfile);
   }
   // Inside a Slurm allocation, its hosts are the default.
-  return slurmHosts(process.env) ?? [{ name: 'localhost', slots: null, maxSlots: null, port: 0 }];
+  const slurm = slurmHosts(process.env)?.map((h) => (h.name === hostname() || h.name === hostname().split('.')[0] ? { ...h, name: 'localhost' } : h));
+  return slurm ?? [{ name: 'localhost', slots: null, maxSlots: null, port: 0 }];
 }
 
 async function run(o: RunOptions): Promise<number> {

@@ -13,20 +13,41 @@ interface Entry {
 
 export class PendingRegistry {
   private readonly entries = new Set<Entry>();
-  /** Called with true when the first wait starts and false when the last one ends. */
+  private alive = false;
+  private releasing = false;
+  /** Called with true when the first wait starts and false some time after the last one ended. */
   keepAlive: (on: boolean) => void = () => {};
 
   /** Register a wait until `promise` settles. */
   track<T>(op: string, comm: number, promise: Promise<T>): Promise<T> {
     const entry: Entry = { op, comm, since: performance.now() };
     this.entries.add(entry);
-    if (this.entries.size === 1) this.keepAlive(true);
+    if (!this.alive) {
+      this.alive = true;
+      this.keepAlive(true);
+    }
     const done = () => {
       this.entries.delete(entry);
-      if (this.entries.size === 0) this.keepAlive(false);
+      if (this.entries.size === 0) this.release();
     };
     promise.then(done, done);
     return promise;
+  }
+
+  /**
+   * Let the process end once nothing is pending. Deferred by a turn of the event
+   * loop: a program that waits again at once (a ping-pong) never toggles.
+   */
+  private release(): void {
+    if (this.releasing) return;
+    this.releasing = true;
+    setImmediate(() => {
+      this.releasing = false;
+      if (this.entries.size === 0 && this.alive) {
+        this.alive = false;
+        this.keepAlive(false);
+      }
+    });
   }
 
   get size(): number {

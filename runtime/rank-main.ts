@@ -29,7 +29,14 @@ function fail(err: unknown): void {
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
 
-await connectLauncher();
+const launched = await connectLauncher();
+// The launcher may still be compiling the script; it says when to go. The
+// control link keeps the process alive meanwhile (it exits if the launcher goes).
+if (launched) {
+  launched.control.ref(true);
+  await launched.run;
+  launched.control.ref(false);
+}
 process.argv = [process.argv[0]!, original, ...args];
 try {
   await import(pathToFileURL(compiled).href);

@@ -77,6 +77,8 @@ interface Launched {
   host: string;
   /** ranks the launcher reported gone, possibly before init() */
   gone: Set<number>;
+  /** resolves when the launcher says the script may run */
+  run: Promise<void>;
 }
 
 let launched: Launched | null = null;
@@ -103,9 +105,12 @@ export function connectLauncher(): Promise<Launched | null> {
       // The launcher is gone: nothing may be left behind.
       process.exit(1);
     });
-    const l: Launched = { control, rank, size, secret, listen: process.env[ENV.listen] ?? '', host: process.env[ENV.host] ?? hostname(), gone: new Set() };
+    let runNow!: () => void;
+    const run = new Promise<void>((resolve) => (runNow = resolve));
+    const l: Launched = { control, rank, size, secret, listen: process.env[ENV.listen] ?? '', host: process.env[ENV.host] ?? hostname(), gone: new Set(), run };
     control.onMessage((m) => {
       if (m.t === 'gone') l.gone.add(m.rank);
+      else if (m.t === 'run') runNow();
     });
     launched = l;
     return l;

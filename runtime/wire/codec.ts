@@ -89,7 +89,15 @@ export function flatten(e: Encoded): Buffer {
  * larger network chunk) is copied first, so the value never exposes other bytes.
  */
 export function decodeValue(enc: number, elem: number, payload: Buffer): unknown {
-  if (enc === Encoding.RAW) return decodeRaw(elem, ownBytes(payload));
+  if (enc === Encoding.RAW) {
+    // Tiny byte arrays live on V8's heap: far cheaper than a buffer of their own.
+    if (elem === 1 && payload.byteLength <= 64) {
+      const out = new Uint8Array(payload.byteLength);
+      out.set(payload);
+      return out;
+    }
+    return decodeRaw(elem, ownBytes(payload));
+  }
   if (enc === Encoding.V8) {
     try {
       return deserialize(ownBytes(payload));

@@ -35,6 +35,8 @@ export type LauncherToRank =
   | { t: 'table'; addresses: (string | null)[] }
   | { t: 'gone'; rank: number }
   | { t: 'dump' }
+  /** the script is ready: import it (ranks start while the launcher compiles) */
+  | { t: 'run' }
   | { t: 'refused'; code: string; message: string };
 
 const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
@@ -51,6 +53,7 @@ const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
   table: { addresses: 'array' },
   gone: { rank: 'number' },
   dump: {},
+  run: {},
   refused: { code: 'string', message: 'string' },
 };
 
