@@ -295,6 +295,8 @@ class Session {
     this.control = new ControlServer(this.controlListener, job.size, job.secret, {
       message: (rank, msg) => this.relay(rank, msg),
       refused: (why) => this.d.o.log(`${this.peer}: a rank's control link was refused: ${why}`),
+      // The files are in place before any rank starts.
+      joined: (rank) => this.control?.send(rank, { t: 'run' }),
     });
     let listenHost = this.socket.localAddress ?? '127.0.0.1';
     if (listenHost.startsWith('::ffff:')) listenHost = listenHost.slice(7);
