@@ -39,3 +39,11 @@ describe('examples', () => {
     expect(r.stdout).toContain('rank 5 at (1, 2): row 1 sums to 120 over 3 ranks, column 2 to 70 over 2');
   });
 });
+
+describe('examples/remote', () => {
+  it('runs locally too: the total over data.csv', async () => {
+    const r = await tsmpirun(['-n', '3', example('remote/job.ts')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('total 5050 over 100 rows; ranks: 0@localhost 1@localhost 2@localhost');
+  });
+});
