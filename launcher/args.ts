@@ -14,6 +14,11 @@ export interface RunOptions {
   results: string | null;
   identity: string | null;
   knownHosts: string | null;
+  outputDir: string | null;
+  quiet: boolean;
+  report: boolean;
+  /** seconds; null: off */
+  detectDeadlock: number | null;
   script: string;
   args: string[];
 }
@@ -39,6 +44,12 @@ options:
   --results FILE          write partial results as JSON lines ('-' for stdout)
   --identity FILE         the launcher's key (default ~/.tsmpi/id)
   --known-hosts FILE      pinned host keys (default ~/.tsmpi/known_hosts)
+  --output-filename DIR   also write each rank's output to DIR/rank.N.out and .err
+  --quiet                 with --output-filename: nothing to the terminal
+  --report                at the end, a line a rank: host, wall and CPU time,
+                          peak memory, messages and bytes, exit status
+  --detect-deadlock[=S]   end the job (124) when every running rank is blocked
+                          and no message is in flight for S seconds (default 10)
   -h, --help              this text
   --version               the version
 `;
@@ -73,6 +84,10 @@ export function parseArgs(argv: string[]): Command {
     results: null,
     identity: null,
     knownHosts: null,
+    outputDir: null,
+    quiet: false,
+    report: false,
+    detectDeadlock: null,
     script: '',
     args: [],
   };
@@ -138,6 +153,26 @@ export function parseArgs(argv: string[]): Command {
         flag();
         o.tagOutput = true;
         break;
+      case '--quiet':
+        flag();
+        o.quiet = true;
+        break;
+      case '--report':
+        flag();
+        o.report = true;
+        break;
+      case '--output-filename':
+        o.outputDir = value(name, inline);
+        break;
+      case '--detect-deadlock': {
+        // The seconds are optional: `--detect-deadlock=5`, or `--detect-deadlock 5` when a number follows.
+        let v = inline;
+        if (v === undefined && /^\d+(\.\d+)?$/.test(argv[i + 1] ?? '')) v = argv[++i];
+        const t = v === undefined ? 10 : Number(v);
+        if (!Number.isFinite(t) || t <= 0) throw usage(`--detect-deadlock needs a positive number of seconds, got ${JSON.stringify(v)}`);
+        o.detectDeadlock = t;
+        break;
+      }
       case '--timeout': {
         const v = value(name, inline);
         const t = Number(v);
@@ -165,6 +200,7 @@ export function parseArgs(argv: string[]): Command {
   if (script === undefined) throw usage('no SCRIPT given');
   o.script = script;
   o.args = argv.slice(i + 1);
+  if (o.quiet && o.outputDir === null) throw usage('--quiet needs --output-filename DIR (the output has to go somewhere)');
   if (o.hosts !== null && o.hostfile !== null) throw usage('give --host or --hostfile, not both');
   return { kind: 'run', options: o };
 }

@@ -14,6 +14,8 @@ export interface ControlEvents {
   refused(reason: string): void;
   /** a rank identified itself */
   joined?(rank: number): void;
+  /** an identified rank's control link closed (everything it sent has been read) */
+  left?(rank: number): void;
 }
 
 export class ControlServer {
@@ -48,7 +50,10 @@ export class ControlServer {
       }
     });
     link.onClose(() => {
-      if (rank >= 0 && this.links.get(rank) === link) this.links.delete(rank);
+      if (rank >= 0 && this.links.get(rank) === link) {
+        this.links.delete(rank);
+        this.events.left?.(rank);
+      }
     });
   }
 

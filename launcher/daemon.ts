@@ -112,6 +112,9 @@ export class Daemon {
     });
     server.on('tlsClientError', (err, socket) => {
       this.o.log(`TLS handshake with ${socket.remoteAddress ?? '?'} failed: ${err.message}`);
+      // Node reports a handshake timeout here but leaves the socket open: a
+      // peer that never speaks would hold a connection slot for ever.
+      socket.destroy();
     });
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -292,6 +295,11 @@ class Session {
     const local = (name: string) =>
       process.platform === 'win32' ? `pipe:\\\\.\\pipe\\tsmpid-${dir.split(/[\\/]/).pop()}-${name}` : `unix:${join(own, `${name}.sock`)}`;
     this.controlListener = await socketTransport.listen(local('control'));
+    if (this.ended) {
+      // the launcher left while we were getting ready: start nothing
+      this.controlListener.close();
+      return;
+    }
     this.control = new ControlServer(this.controlListener, job.size, job.secret, {
       message: (rank, msg) => this.relay(rank, msg),
       refused: (why) => this.d.o.log(`${this.peer}: a rank's control link was refused: ${why}`),

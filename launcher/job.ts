@@ -13,6 +13,8 @@ import { SCRIPT_FILE } from './placeholders.js';
 import { isLocalHost, type Placement } from './hosts.js';
 import { LocalHost } from './local-host.js';
 import { LineForwarder } from './output.js';
+import { ProgressBar } from './progress.js';
+import type { RankStats } from '../runtime/wire/control.js';
 import type { HostEvents, RankHost } from './rank-host.js';
 import type { RemoteHost, StagedSource } from './remote-host.js';
 
@@ -35,6 +37,14 @@ export interface JobSpec {
   /** the launcher's key and pinned host keys (remote hosts only) */
   identityFile: string;
   knownHostsFile: string;
+  /** also write each rank's output to DIR/rank.N.out|err */
+  outputDir?: string | null;
+  /** with outputDir: not to the terminal */
+  quiet?: boolean;
+  /** print a per-rank summary at the end */
+  report?: boolean;
+  /** end a job whose ranks are all blocked with nothing in flight for this many seconds */
+  detectDeadlock?: number | null;
 }
 
 interface RankState {
@@ -52,12 +62,20 @@ interface RankState {
   blocked: { ops: BlockedOp[]; queued: QueuedMessage[] } | null;
   out: LineForwarder;
   err: LineForwarder;
+  /** what the rank reported as it ended */
+  stats: RankStats | null;
+  /** message counters from its last dump reply */
+  counters: { sent: number; received: number } | null;
+  startedAt: number;
+  endedAt: number;
+  files: [number, number] | null;
 }
 
 type Ending =
   | { kind: 'failure'; rank: number }
   | { kind: 'abort'; rank: number; code: number }
   | { kind: 'timeout' }
+  | { kind: 'deadlock' }
   | { kind: 'signal'; signal: NodeJS.Signals }
   | { kind: 'host'; host: string; reason: string; ranks: number[] }
   | { kind: 'setup'; error: Error; quiet?: boolean };
@@ -106,8 +124,13 @@ export class Job {
         killed: false,
         stack: null,
         blocked: null,
-        out: new LineForwarder((t) => safeWrite(process.stdout, t), prefix),
-        err: new LineForwarder((t) => safeWrite(process.stderr, t), prefix),
+        out: new LineForwarder((t) => this.print(process.stdout, t), prefix),
+        err: new LineForwarder((t) => this.print(process.stderr, t), prefix),
+        stats: null,
+        counters: null,
+        startedAt: 0,
+        endedAt: 0,
+        files: null,
       };
     });
   }
@@ -128,6 +151,9 @@ export class Job {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onSignal);
+    // SIGUSR1: say what every rank is doing, and go on.
+    const onUsr1 = () => void this.report('SIGUSR1: what every rank is doing');
+    if (process.platform !== 'win32') process.on('SIGUSR1', onUsr1);
     try {
       const done = new Promise<number>((resolve) => (this.finish = resolve));
       const code = await this.launch();
@@ -137,6 +163,15 @@ export class Job {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
+      process.off('SIGUSR1', onUsr1);
+      if (this.deadlockTimer) clearInterval(this.deadlockTimer);
+      this.progress.finish();
+      for (const r of this.ranks) {
+        if (r.files) {
+          closeSync(r.files[0]);
+          closeSync(r.files[1]);
+        }
+      }
       if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
       if (this.killTimer) clearTimeout(this.killTimer);
       for (const h of this.hosts) h.close();
@@ -172,7 +207,11 @@ export class Job {
     if (spec.results && spec.results !== '-') this.resultsFd = openSync(spec.results, 'a');
     const events: HostEvents = {
       message: (rank, m) => this.onMessage(rank, m),
-      output: (rank, stream, chunk) => (stream === 1 ? this.ranks[rank]!.out : this.ranks[rank]!.err).push(chunk),
+      output: (rank, stream, chunk) => {
+        const r = this.ranks[rank]!;
+        if (r.files) writeSync(r.files[stream - 1]!, chunk);
+        if (!spec.quiet || !r.files) (stream === 1 ? r.out : r.err).push(chunk);
+      },
       exit: (rank, code, signal) => this.onExit(this.ranks[rank]!, code, signal),
       closed: (rank) => this.onClose(this.ranks[rank]!),
       lost: () => {},
@@ -250,6 +289,18 @@ export class Job {
     }
     for (const h of this.hosts) for (const r of h.ranks) this.ranks[r]!.where = h;
     if (spec.timeout !== null) this.timeoutTimer = setTimeout(() => void this.onTimeout(), spec.timeout * 1000);
+    if (spec.detectDeadlock) {
+      this.deadlockTimer = setInterval(() => void this.checkDeadlock(), Math.max(250, (spec.detectDeadlock * 1000) / 2));
+      this.deadlockTimer.unref();
+    }
+    if (spec.outputDir) {
+      mkdirSync(spec.outputDir, { recursive: true });
+      for (const r of this.ranks) {
+        r.files = [openSync(join(spec.outputDir, `rank.${r.rank}.out`), 'w'), openSync(join(spec.outputDir, `rank.${r.rank}.err`), 'w')];
+      }
+    }
+    const t0 = Date.now();
+    for (const r of this.ranks) r.startedAt = t0;
     const starting = this.hosts.map((h) =>
       h.start({ ...events, lost: (reason) => this.onHostLost(h, reason) }).catch((e: Error) => {
         // A host that cannot start its ranks ends the job.
@@ -296,9 +347,14 @@ export class Job {
         this.onPartial(r, m.value, m.time);
         break;
       case 'progress':
+        this.progress.update(rank, m.done, m.total);
+        break;
+      case 'stats':
+        r.stats = m.stats;
         break;
       case 'blocked':
         r.blocked = { ops: m.ops, queued: m.queued };
+        if (typeof m.sent === 'number' && typeof m.received === 'number') r.counters = { sent: m.sent, received: m.received };
         break;
       case 'hello':
         break;
@@ -324,6 +380,7 @@ export class Job {
   private onExit(r: RankState, code: number | null, signal: NodeJS.Signals | null): void {
     if (r.exited) return;
     r.exited = true;
+    r.endedAt = Date.now();
     r.code = code;
     r.signal = signal;
     const failed = signal !== null || (code ?? 0) !== 0;
@@ -346,6 +403,8 @@ export class Job {
     if (!this.ranks.every((x) => x.closed)) return;
     // the last rank may close before the deferred end() of a failure ran
     if (this.firstFailure !== null) this.end({ kind: 'failure', rank: this.firstFailure });
+    this.progress.finish();
+    if (this.spec.report) this.print(process.stderr, this.summary());
     this.finish(this.exitCode());
   }
 
@@ -364,18 +423,110 @@ export class Job {
     for (const h of this.hosts) h.kill(signal);
   }
 
-  private async onTimeout(): Promise<void> {
-    if (this.ending) return;
+  /** Ask every live rank what it is blocked in; wait a moment for the answers. */
+  private async collectDumps(): Promise<void> {
     const live = this.ranks.filter((r) => !r.exited);
-    for (const r of live) r.where?.send(r.rank, { t: 'dump' });
+    for (const r of live) {
+      r.blocked = null;
+      r.where?.send(r.rank, { t: 'dump' });
+    }
     const deadline = Date.now() + DUMP_WAIT_MS;
     while (Date.now() < deadline && live.some((r) => !r.exited && r.blocked === null && r.where?.connected(r.rank))) {
       await new Promise((res) => setTimeout(res, 20));
     }
-    const lines = [`tsmpirun: the job ran longer than --timeout ${this.spec.timeout} s; ending it`];
+  }
+
+  /** Print what every rank is blocked in, under a heading. */
+  private async report(heading: string): Promise<void> {
+    await this.collectDumps();
+    const lines = [`tsmpirun: ${heading}`];
     for (const r of this.ranks) lines.push(...describeRank(r));
-    safeWrite(process.stderr, lines.join('\n') + '\n');
+    this.print(process.stderr, lines.join('\n') + '\n');
+  }
+
+  private async onTimeout(): Promise<void> {
+    if (this.ending) return;
+    await this.report(`the job ran longer than --timeout ${this.spec.timeout} s; ending it`);
     this.end({ kind: 'timeout' });
+  }
+
+  private deadlockTimer: NodeJS.Timeout | null = null;
+  /** the quiet state seen last: message totals, and since when */
+  private quiet: { sent: number; received: number; since: number } | null = null;
+
+  /**
+   * Every rank that is still running blocked in tsmpi, every message sent
+   * received, and nothing changed for the whole window: nobody can move.
+   */
+  private async checkDeadlock(): Promise<void> {
+    if (this.ending || this.checking) return;
+    this.checking = true;
+    try {
+      await this.collectDumps();
+      const live = this.ranks.filter((r) => !r.exited);
+      let sent = 0;
+      let received = 0;
+      for (const r of this.ranks) {
+        const c = r.exited ? (r.stats ? { sent: r.stats.messagesSent, received: r.stats.messagesReceived } : null) : r.counters;
+        if (c) {
+          sent += c.sent;
+          received += c.received;
+        }
+      }
+      const allBlocked = live.length > 0 && live.every((r) => r.blocked !== null && r.blocked.ops.length > 0);
+      if (!allBlocked || sent !== received) {
+        this.quiet = null;
+        return;
+      }
+      const now = Date.now();
+      if (!this.quiet || this.quiet.sent !== sent || this.quiet.received !== received) {
+        this.quiet = { sent, received, since: now };
+        return;
+      }
+      if (now - this.quiet.since >= this.spec.detectDeadlock! * 1000 && !this.ending) {
+        const lines = [`tsmpirun: deadlock: every running rank is blocked and no message is in flight (for ${((now - this.quiet.since) / 1000).toFixed(1)} s); ending the job`];
+        for (const r of this.ranks) lines.push(...describeRank(r));
+        this.print(process.stderr, lines.join('\n') + '\n');
+        this.end({ kind: 'deadlock' });
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+  private checking = false;
+
+  /** Write to the terminal around the progress bar. */
+  private print(stream: NodeJS.WriteStream, text: string): void {
+    this.progress.clear();
+    safeWrite(stream, text);
+    this.progress.restore();
+  }
+
+  private readonly progress = new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => safeWrite(process.stderr, t) });
+
+  /** --report: one line a rank. */
+  private summary(): string {
+    const head = ['rank', 'host', 'wall s', 'cpu s', 'peak MiB', 'msgs sent', 'MiB sent', 'msgs recv', 'MiB recv', 'exit'];
+    const rows = this.ranks.map((r) => {
+      const s = r.stats;
+      const wall = r.endedAt && r.startedAt ? ((r.endedAt - r.startedAt) / 1000).toFixed(2) : '?';
+      const exit = r.signal ? r.signal : String(r.code ?? '?');
+      return [
+        String(r.rank),
+        r.host,
+        wall,
+        s ? ((s.cpuUserMs + s.cpuSystemMs) / 1000).toFixed(2) : '?',
+        s ? (s.maxRssKiB / 1024).toFixed(1) : '?',
+        s ? String(s.messagesSent) : '?',
+        s ? mib(s.bytesSent) : '?',
+        s ? String(s.messagesReceived) : '?',
+        s ? mib(s.bytesReceived) : '?',
+        exit,
+      ];
+    });
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+    return ['tsmpirun: report', line(head), ...rows.map(line)].join('\n') + '\n';
   }
 
   private exitCode(): number {
@@ -383,6 +534,7 @@ export class Job {
     if (e === null) return 0;
     switch (e.kind) {
       case 'timeout':
+      case 'deadlock':
         return 124;
       case 'abort':
         safeWrite(process.stderr, `tsmpirun: rank ${e.rank} on ${this.ranks[e.rank]!.host} called abort(${e.code}); every rank was ended\n`);
@@ -413,6 +565,10 @@ export class Job {
   }
 }
 
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
+}
+
 function describeRank(r: RankState): string[] {
   if (r.exited) return [`  rank ${r.rank} (${r.host}): finished, ${r.signal ? `signal ${r.signal}` : `exit ${r.code}`}`];
   if (!r.blocked) return [`  rank ${r.rank} (${r.host}): running, did not answer (busy outside tsmpi?)`];
@@ -420,7 +576,9 @@ function describeRank(r: RankState): string[] {
   if (r.blocked.ops.length === 0) out.push(`  rank ${r.rank} (${r.host}): running, not blocked in tsmpi`);
   for (const op of r.blocked.ops) out.push(`  rank ${r.rank} (${r.host}): ${op.op} on comm ${op.comm} for ${op.seconds.toFixed(1)} s`);
   if (r.blocked.queued.length) {
-    const q = r.blocked.queued.slice(0, 8).map((m) => `from ${m.source} tag ${m.tag} (${m.bytes} B) on comm ${m.comm}`);
+    const q = r.blocked.queued
+      .slice(0, 8)
+      .map((m) => `${m.collective ? 'collective message #' + m.tag : 'tag ' + m.tag} from world rank ${m.source} (${m.bytes} B) on comm ${m.comm}`);
     out.push(`    unmatched in its queue: ${q.join('; ')}${r.blocked.queued.length > 8 ? `; and ${r.blocked.queued.length - 8} more` : ''}`);
   }
   return out;

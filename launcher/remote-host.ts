@@ -131,7 +131,7 @@ export class RemoteHost implements RankHost {
       this.waiter = (m) => {
         clearTimeout(timer);
         this.waiter = this.failWait = null;
-        if (m.t === 'refused') reject(new TsmpiError(m.code === 'ERR_AUTH' ? 'ERR_AUTH' : 'ERR_PROTOCOL', `${this.where} refused: ${m.message}`));
+        if (m.t === 'refused') reject(new TsmpiError(m.code === 'ERR_AUTH' ? 'ERR_AUTH' : 'ERR_PROTOCOL', `${this.where} refused (${m.code}): ${m.message}`));
         else if (m.t !== kind) reject(new TsmpiError('ERR_PROTOCOL', `${this.where}: expected '${kind}', got '${m.t}'`));
         else resolve(m);
       };

@@ -49,6 +49,10 @@ async function run(o: RunOptions): Promise<number> {
     files: o.files,
     identityFile: o.identity ?? join(DEFAULT_KEY_DIR, 'id'),
     knownHostsFile: o.knownHosts ?? join(DEFAULT_KEY_DIR, 'known_hosts'),
+    outputDir: o.outputDir,
+    quiet: o.quiet,
+    report: o.report,
+    detectDeadlock: o.detectDeadlock,
   });
   return job.run();
 }

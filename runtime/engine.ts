@@ -197,7 +197,7 @@ export class Engine {
   queued(): QueuedMessage[] {
     const out: QueuedMessage[] = [];
     for (const q of this.queues.values()) {
-      for (const m of q.unexpected) out.push({ comm: m.ctx, source: m.src, tag: m.tag, bytes: m.payload.length });
+      for (const m of q.unexpected) out.push({ comm: m.ctx >>> 1, collective: (m.ctx & 1) === 1, source: m.src, tag: m.tag, bytes: m.payload.length });
     }
     return out;
   }

@@ -61,6 +61,11 @@ export class Fabric {
   private readonly incoming = new Map<number, Set<InLink>>();
   private seq = 0;
   readonly size: number;
+  /** traffic counters (every message, collectives included) */
+  messagesSent = 0;
+  bytesSent = 0;
+  messagesReceived = 0;
+  bytesReceived = 0;
 
   constructor(private readonly o: FabricOptions) {
     this.size = o.contacts.length;
@@ -74,6 +79,8 @@ export class Fabric {
   /** Send an encoded value; resolves once the bytes left user memory (or, with `sync`, once matched). */
   send(dest: number, ctx: number, tag: number, e: Encoded, sync: boolean, extraFlags = 0): Promise<void> {
     const flags = (sync ? FrameFlag.SYNC : 0) | extraFlags;
+    this.messagesSent++;
+    this.bytesSent += e.length;
     if (dest === this.o.self) return this.sendSelf(ctx, tag, e, flags, sync);
     const why = this.o.engine.isGone(dest);
     if (why !== undefined) return Promise.reject(new TsmpiError('ERR_PEER_LOST', `cannot send to rank ${dest}: it is gone (${why})`));
@@ -88,6 +95,8 @@ export class Fabric {
 
   private sendSelf(ctx: number, tag: number, e: Encoded, flags: number, sync: boolean): Promise<void> {
     const m: Message = { ctx, src: this.o.self, tag, flags, enc: e.enc, elem: e.elem, payload: flatten(e), onMatched: null, from: null };
+    this.messagesReceived++;
+    this.bytesReceived += e.length;
     if (!sync) {
       this.o.engine.deliver(m);
       return Promise.resolve();
@@ -201,6 +210,8 @@ export class Fabric {
         if (h.type !== FrameType.DATA) throw new TsmpiError('ERR_PROTOCOL', `unexpected frame type ${h.type} from rank ${inl.rank}`);
         if (h.src !== inl.rank) throw new TsmpiError('ERR_PROTOCOL', `rank ${inl.rank} sent a frame claiming source ${h.src}`);
         const m: Message = { ctx: h.ctx, src: inl.rank, tag: h.tag, flags: h.flags, enc: h.enc, elem: h.elem, payload, onMatched: null, from: inl };
+        this.messagesReceived++;
+        this.bytesReceived += payload.length;
         if (h.flags & FrameFlag.SYNC) {
           const seq = h.seq;
           m.onMatched = () => {

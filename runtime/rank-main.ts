@@ -5,7 +5,7 @@
  * even an import error, reaches the launcher with its stack.
  */
 import { pathToFileURL } from 'node:url';
-import { connectLauncher, toLauncher } from './world.js';
+import { connectLauncher, rankStats, toLauncher } from './world.js';
 
 const [compiled, original, ...args] = process.argv.slice(2);
 if (!compiled || !original) {
@@ -20,6 +20,7 @@ function fail(err: unknown): void {
   failing = true;
   const stack = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `uncaught value: ${String(err)}`;
   const exit = () => process.exit(1);
+  sendStats();
   if (!toLauncher({ t: 'failed', stack }, exit)) {
     process.stderr.write(stack + '\n');
     exit();
@@ -28,6 +29,20 @@ function fail(err: unknown): void {
 }
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
+
+// What this rank did, for `tsmpirun --report`: sent once as it ends, however it ends.
+let statsSent = false;
+function sendStats(): void {
+  if (statsSent) return;
+  statsSent = true;
+  toLauncher({ t: 'stats', stats: rankStats() });
+}
+process.on('beforeExit', sendStats);
+const realExit = process.exit.bind(process);
+process.exit = ((code?: number | string | null) => {
+  sendStats();
+  return realExit(code as number);
+}) as typeof process.exit;
 
 const launched = await connectLauncher();
 // The launcher may still be compiling the script; it says when to go. The

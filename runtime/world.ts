@@ -126,6 +126,7 @@ export function toLauncher(msg: RankToLauncher, done?: () => void): boolean {
 }
 
 let world: Promise<World> | null = null;
+let currentFabric: Fabric | null = null;
 
 /** The world communicator. Idempotent. */
 export function init(): Promise<Comm> {
@@ -201,6 +202,7 @@ async function makeWorld(): Promise<World> {
     connectTimeoutMs: 30_000,
   });
   const w = new World(l.rank, l.size, l.host, fabric, engine, l.control);
+  currentFabric = fabric;
   table.forEach((address, r) => {
     if (address === null && r !== l.rank) engine.peerGone(r, 'it ended without joining the job');
   });
@@ -208,7 +210,9 @@ async function makeWorld(): Promise<World> {
   w.pending.keepAlive = (on) => l.control.ref(on);
   l.control.onMessage((m) => {
     if (m.t === 'gone') fabric.launcherSaysGone(m.rank);
-    else if (m.t === 'dump') l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued: engine.queued() });
+    else if (m.t === 'dump') {
+      l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued: engine.queued(), sent: fabric.messagesSent, received: fabric.messagesReceived });
+    }
   });
   return w;
 }
@@ -225,27 +229,71 @@ function readCredential(): TlsCredential | null {
 }
 
 /** A provisional result, streamed to the launcher (printed, or written with --results). */
-export function reportPartial(value: unknown): void {
+/**
+ * A provisional result (JSON-serializable), streamed to the launcher on the
+ * control channel: printed there as a tagged line, or written with --results.
+ * Resolves once it has left this process. Without a launcher it goes to stderr.
+ */
+export function reportPartial(value: unknown): Promise<void> {
   let v: unknown;
   try {
     v = JSON.parse(JSON.stringify(value ?? null));
   } catch (e) {
-    throw new TsmpiError('ERR_SERIALIZE', `reportPartial: the value is not JSON-serializable: ${(e as Error).message}`, { cause: e });
+    return Promise.reject(new TsmpiError('ERR_SERIALIZE', `reportPartial: the value is not JSON-serializable: ${(e as Error).message}`, { cause: e }));
   }
-  if (!toLauncher({ t: 'partial', value: v, time: Date.now() / 1000 })) {
-    process.stderr.write(`[partial] ${JSON.stringify(v)}\n`);
-  }
+  return new Promise<void>((resolve) => {
+    if (!toLauncher({ t: 'partial', value: v, time: Date.now() / 1000 }, resolve)) {
+      process.stderr.write(`[partial] ${JSON.stringify(v)}\n`);
+      resolve();
+    }
+  });
 }
 
-let lastProgress = 0;
-/** Drive the launcher's progress bar: `done` of `total` units of this rank's work. */
+/** Progress updates leave at most this often (the last one always goes). */
+const PROGRESS_EVERY_MS = 100;
+let lastProgress = -Infinity;
+let pendingProgress: { done: number; total: number } | null = null;
+let progressTimer: NodeJS.Timeout | null = null;
+
+/**
+ * Drive the launcher's progress bar: `done` of `total` units of this rank's work.
+ * Cheap to call in a hot loop: updates are coalesced here.
+ */
 export function reportProgress(done: number, total: number): void {
   if (!Number.isFinite(done) || !Number.isFinite(total) || total < 0 || done < 0) {
     throw new TsmpiError('ERR_ARG', `reportProgress(done, total) needs finite non-negative numbers, got (${done}, ${total})`);
   }
+  if (!launched) return;
   const now = performance.now();
-  // Coalesced: at most ~10 updates a second per rank, but the last one always goes.
-  if (done < total && now - lastProgress < 100) return;
-  lastProgress = now;
-  toLauncher({ t: 'progress', done, total });
+  if (done >= total || now - lastProgress >= PROGRESS_EVERY_MS) {
+    lastProgress = now;
+    pendingProgress = null;
+    toLauncher({ t: 'progress', done, total });
+    return;
+  }
+  pendingProgress = { done, total };
+  progressTimer ??= setTimeout(() => {
+    progressTimer = null;
+    if (pendingProgress) {
+      lastProgress = performance.now();
+      toLauncher({ t: 'progress', ...pendingProgress });
+      pendingProgress = null;
+    }
+  }, PROGRESS_EVERY_MS - (now - lastProgress));
+  progressTimer.unref();
+}
+
+/** This rank's counters for --report (zeros before init). */
+export function rankStats(): import('./wire/control.js').RankStats {
+  const f = currentFabric;
+  const cpu = process.cpuUsage();
+  return {
+    messagesSent: f?.messagesSent ?? 0,
+    bytesSent: f?.bytesSent ?? 0,
+    messagesReceived: f?.messagesReceived ?? 0,
+    bytesReceived: f?.bytesReceived ?? 0,
+    cpuUserMs: Math.round(cpu.user / 1000),
+    cpuSystemMs: Math.round(cpu.system / 1000),
+    maxRssKiB: process.resourceUsage().maxRSS,
+  };
 }

@@ -17,6 +17,8 @@ export interface BlockedOp {
 /** A message that arrived and was not matched yet. */
 export interface QueuedMessage {
   comm: number;
+  /** collective traffic (tag = the collective's sequence number) */
+  collective?: boolean;
   source: number;
   tag: number;
   bytes: number;
@@ -29,7 +31,21 @@ export type RankToLauncher =
   | { t: 'abort'; code: number }
   | { t: 'partial'; value: unknown; time: number }
   | { t: 'progress'; done: number; total: number }
-  | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[] };
+  /** reply to `dump`; `sent`/`received` count messages, for deadlock detection */
+  | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[]; sent?: number; received?: number }
+  /** sent as the rank ends, for --report */
+  | { t: 'stats'; stats: RankStats };
+
+/** What a rank did, for `tsmpirun --report`. */
+export interface RankStats {
+  messagesSent: number;
+  bytesSent: number;
+  messagesReceived: number;
+  bytesReceived: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  maxRssKiB: number;
+}
 
 export type LauncherToRank =
   | { t: 'table'; addresses: (string | null)[] }
@@ -47,6 +63,7 @@ const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   partial: { time: 'number' },
   progress: { done: 'number', total: 'number' },
   blocked: { ops: 'array', queued: 'array' },
+  stats: { stats: 'object' },
 };
 
 const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
