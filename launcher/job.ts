@@ -14,6 +14,7 @@ import { isLocalHost, type Placement } from './hosts.js';
 import { LocalHost } from './local-host.js';
 import { LineForwarder } from './output.js';
 import { ProgressBar } from './progress.js';
+import { hasUserSignals, teardownSignal } from './platform.js';
 import type { RankStats } from '../runtime/wire/control.js';
 import type { HostEvents, RankHost } from './rank-host.js';
 import type { RemoteHost, StagedSource } from './remote-host.js';
@@ -153,7 +154,7 @@ export class Job {
     process.on('SIGHUP', onSignal);
     // SIGUSR1: say what every rank is doing, and go on.
     const onUsr1 = () => void this.report('SIGUSR1: what every rank is doing');
-    if (process.platform !== 'win32') process.on('SIGUSR1', onUsr1);
+    if (hasUserSignals()) process.on('SIGUSR1', onUsr1);
     try {
       const done = new Promise<number>((resolve) => (this.finish = resolve));
       const code = await this.launch();
@@ -413,8 +414,8 @@ export class Job {
     if (this.ending) return;
     this.ending = why;
     if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
-    this.killAll('SIGTERM');
-    this.killTimer = setTimeout(() => this.killAll('SIGKILL'), KILL_GRACE_MS);
+    this.killAll(teardownSignal('polite'));
+    this.killTimer = setTimeout(() => this.killAll(teardownSignal('force')), KILL_GRACE_MS);
     this.killTimer.unref();
   }
 

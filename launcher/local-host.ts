@@ -1,12 +1,12 @@
 /** Ranks on this machine: child processes talking over a local control socket. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { socketTransport } from '../runtime/transport/socket.js';
 import type { Listener } from '../runtime/transport/transport.js';
 import type { LauncherToRank } from '../runtime/wire/control.js';
 import { ENV } from '../runtime/world.js';
 import { ControlServer } from './control-server.js';
 import { rankMain } from './paths.js';
+import { localAddress } from './platform.js';
 import type { HostEvents, RankHost } from './rank-host.js';
 
 export interface LocalHostSpec {
@@ -26,10 +26,7 @@ export interface LocalHostSpec {
   tlsDir: string | null;
 }
 
-export function localAddress(dir: string, name: string): string {
-  if (process.platform === 'win32') return `pipe:\\\\.\\pipe\\${dir.split(/[\\/]/).pop()}-${name}`;
-  return `unix:${join(dir, `${name}.sock`)}`;
-}
+export { localAddress };
 
 export class LocalHost implements RankHost {
   readonly name: string;
