@@ -3,7 +3,6 @@
  * TSMPI_* environment is set) it joins the job through the launcher's control
  * channel; otherwise it is a singleton world of size 1 where every call works.
  */
-import { randomBytes } from 'node:crypto';
 import { hostname, totalmem } from 'node:os';
 import { Comm } from './comm.js';
 import { ControlClient } from './control.js';
@@ -16,7 +15,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSocketTransport, socketTransport, type TlsCredential } from './transport/socket.js';
 import { formatContact } from './transport/contact.js';
-import { certFingerprint } from './transport/pin.js';
 import type { Listener } from './transport/transport.js';
 
 /** Environment a launched rank reads. */
@@ -154,7 +152,7 @@ async function makeWorld(): Promise<World> {
       self: 0,
       contacts: [null],
       hostId: 'self',
-      secret: randomBytes(16).toString('hex'),
+      secret: 'singleton',
       transport: socketTransport,
       listeners: [],
       engine,
@@ -163,7 +161,7 @@ async function makeWorld(): Promise<World> {
     });
     return new World(0, 1, hostname(), fabric, engine, null);
   }
-  const credential = readCredential();
+  const credential = await readCredential();
   const transport = makeSocketTransport(credential);
   const listeners: Listener[] = [await transport.listen(l.listen)];
   const tlsAt = process.env[ENV.listenTls];
@@ -217,9 +215,10 @@ async function makeWorld(): Promise<World> {
   return w;
 }
 
-function readCredential(): TlsCredential | null {
+async function readCredential(): Promise<TlsCredential | null> {
   const dir = process.env[ENV.tlsDir];
   if (!dir) return null;
+  const { certFingerprint } = await import('./transport/pin.js');
   try {
     const cert = readFileSync(join(dir, 'job.crt'), 'utf8');
     return { key: readFileSync(join(dir, 'job.key'), 'utf8'), cert, pin: certFingerprint(cert) };

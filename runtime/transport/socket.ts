@@ -2,10 +2,16 @@
  * Transport over Node's `net`: Unix domain sockets, Windows named pipes and TCP.
  */
 import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type * as Tls from 'node:tls';
 import { TsmpiError } from '../errors.js';
-import { peerPin } from './pin.js';
 import type { Link, Listener, Transport } from './transport.js';
+
+/** TLS and pinning are loaded only by jobs that span hosts (they cost every rank start-up time). */
+let tlsParts: Promise<{ tls: typeof Tls; peerPin: (s: Tls.TLSSocket) => string | null }> | null = null;
+function loadTls() {
+  tlsParts ??= Promise.all([import('node:tls'), import('./pin.js')]).then(([tls, pin]) => ({ tls, peerPin: pin.peerPin }));
+  return tlsParts;
+}
 
 /** A job's TLS credential: every rank holds it and accepts only peers that hold it too. */
 export interface TlsCredential {
@@ -89,10 +95,11 @@ class SocketListener implements Listener {
     readonly address: string,
     private readonly server: net.Server,
     secure: TlsCredential | null,
+    peerPin: ((s: Tls.TLSSocket) => string | null) | null,
   ) {
     server.on(secure ? 'secureConnection' : 'connection', (s: net.Socket) => {
       // Only holders of the job credential get past a TLS handshake.
-      if (secure && peerPin(s as tls.TLSSocket) !== secure.pin) {
+      if (secure && peerPin!(s as Tls.TLSSocket) !== secure.pin) {
         s.destroy();
         return;
       }
@@ -131,14 +138,15 @@ function needCredential(address: string, credential: TlsCredential | null): TlsC
   return credential;
 }
 
-function listen(address: string, credential: TlsCredential | null): Promise<Listener> {
+async function listen(address: string, credential: TlsCredential | null): Promise<Listener> {
   const where = parseAddress(address);
   const secure = address.startsWith('tls:');
+  const c = secure ? needCredential(address, credential) : null;
+  const t = c ? await loadTls() : null;
   return new Promise((resolve, reject) => {
     let server: net.Server;
-    const c = secure ? needCredential(address, credential) : null;
-    if (c) {
-      server = tls.createServer({ key: c.key, cert: c.cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3', noDelay: true });
+    if (c && t) {
+      server = t.tls.createServer({ key: c.key, cert: c.cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3', noDelay: true });
       server.on('tlsClientError', () => {});
     } else {
       server = net.createServer({ noDelay: true });
@@ -149,21 +157,23 @@ function listen(address: string, credential: TlsCredential | null): Promise<List
       let actual = address;
       const a = server.address();
       if (a && typeof a === 'object') actual = `${secure ? 'tls' : 'tcp'}:${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-      resolve(new SocketListener(actual, server, c));
+      resolve(new SocketListener(actual, server, c, t?.peerPin ?? null));
     };
     if ('path' in where) server.listen(where.path, ready);
     else server.listen(where.port, where.host, ready);
   });
 }
 
-function connect(address: string, timeoutMs: number, credential: TlsCredential | null): Promise<Link> {
+async function connect(address: string, timeoutMs: number, credential: TlsCredential | null): Promise<Link> {
   const where = parseAddress(address);
   const secure = address.startsWith('tls:');
+  const t = secure ? await loadTls() : null;
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
-    if (secure && 'host' in where) {
+    if (t && 'host' in where) {
       const c = needCredential(address, credential);
-      const s = tls.connect({ host: where.host, port: where.port, key: c.key, cert: c.cert, rejectUnauthorized: false, minVersion: 'TLSv1.3', servername: undefined as unknown as string });
+      const peerPin = t.peerPin;
+      const s = t.tls.connect({ host: where.host, port: where.port, key: c.key, cert: c.cert, rejectUnauthorized: false, minVersion: 'TLSv1.3', servername: undefined as unknown as string });
       socket = s;
       s.once('secureConnect', () => {
         if (peerPin(s) !== c.pin) {
