@@ -7,6 +7,7 @@ import { controlDecoder, encodeControl } from '../runtime/control.js';
 import { TsmpiError } from '../runtime/errors.js';
 import { CONTROL_VERSION, parseRankMessage, type LauncherToRank, type RankToLauncher } from '../runtime/wire/control.js';
 import type { Link, Listener } from '../runtime/transport/transport.js';
+import { feedFrames } from '../runtime/transport/feed.js';
 
 export interface ControlEvents {
   message(rank: number, m: RankToLauncher): void;
@@ -41,14 +42,7 @@ export class ControlServer {
       }
       this.events.message(rank, m);
     });
-    link.onData((chunk) => {
-      try {
-        decoder.push(chunk);
-      } catch (e) {
-        this.events.refused((e as Error).message);
-        link.destroy();
-      }
-    });
+    feedFrames(link, decoder, (e) => this.events.refused(e.message));
     link.onClose(() => {
       if (rank >= 0 && this.links.get(rank) === link) {
         this.links.delete(rank);

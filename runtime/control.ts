@@ -7,6 +7,7 @@ import { FrameDecoder, FrameType, encodeFrame } from './wire/frame.js';
 import { Encoding, decodeJson, encodeJson } from './wire/codec.js';
 import { parseLauncherMessage, type LauncherToRank, type RankToLauncher } from './wire/control.js';
 import type { Link, Transport } from './transport/transport.js';
+import { feedFrames } from './transport/feed.js';
 
 export const CONTROL_MAX_PAYLOAD = 64 * 1024 * 1024;
 
@@ -34,13 +35,7 @@ export class ControlClient {
       const m = parseLauncherMessage(v);
       for (const h of this.handlers) h(m);
     });
-    link.onData((chunk) => {
-      try {
-        decoder.push(chunk);
-      } catch (e) {
-        link.destroy(e as Error);
-      }
-    });
+    feedFrames(link, decoder);
     link.onClose((err) => this.closeHandler(err));
   }
 

@@ -9,6 +9,7 @@ import { encodeHeader, FrameDecoder, FrameFlag, FrameType, HEADER_SIZE, type Fra
 import { encodeJson, decodeJson, flatten, type Encoded } from './wire/codec.js';
 import type { Link, Listener, Transport } from './transport/transport.js';
 import { pickAddress } from './transport/contact.js';
+import { feedFrames } from './transport/feed.js';
 
 /** Messages up to this size are copied into the frame buffer and sent in one write. */
 const SMALL = 16 * 1024;
@@ -172,13 +173,7 @@ export class Fabric {
             a.resolve();
           }
         }, { maxPayload: 0 });
-        link.onData((chunk) => {
-          try {
-            decoder.push(chunk);
-          } catch (err) {
-            link.destroy(err as Error);
-          }
-        });
+        feedFrames(link, decoder);
         link.onClose((err) => {
           fail(new TsmpiError('ERR_PEER_LOST', `the link to rank ${dest} closed${err ? `: ${err.message}` : ''}`, { cause: err }));
         });
@@ -222,13 +217,7 @@ export class Fabric {
       },
       { maxPayload: this.o.maxPayload },
     );
-    link.onData((chunk) => {
-      try {
-        decoder.push(chunk);
-      } catch (err) {
-        link.destroy(err as Error);
-      }
-    });
+    feedFrames(link, decoder);
     link.onClose((err) => {
       if (inl.rank < 0) return;
       this.incoming.get(inl.rank)?.delete(inl);
