@@ -4,8 +4,12 @@
  * `tsmpi` and `tsmpi/dataframe` resolve to this installation, other packages
  * resolve from the script's folder and stay external.
  */
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, resolve as resolvePath, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { dataframeEntry, runtimeEntry } from './paths.js';
@@ -48,12 +52,89 @@ const resolver = (target: Target): Plugin => ({
 });
 
 /** Compile `script` into `outfile`. Throws CompileError with esbuild's messages. */
-export async function compileScript(script: string, outfile: string, target: Target = 'local'): Promise<void> {
-  const { build, formatMessages } = await import('esbuild');
-  const abs = resolvePath(script);
-  const url = pathToFileURL(abs).href;
+/** Each local source file sees its own `import.meta.url` (not the bundle's). */
+const importMeta: Plugin = {
+  name: 'tsmpi-import-meta',
+  setup(build) {
+    build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
+      if (args.path.includes(`${sep}node_modules${sep}`)) return undefined;
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes('import.meta')) return undefined;
+      const contents = text
+        .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
+        .replaceAll('import.meta.filename', JSON.stringify(args.path))
+        .replaceAll('import.meta.dirname', JSON.stringify(dirname(args.path)));
+      const ext = extname(args.path).replace(/^\.[cm]?/, '');
+      return { contents, loader: (ext === 'ts' || ext === 'tsx' || ext === 'jsx' ? ext : 'js') as 'ts' | 'tsx' | 'jsx' | 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
+interface CacheEntry {
+  inputs: { path: string; mtimeMs: number; size: number }[];
+}
+
+/**
+ * A compiled script is reused while none of its inputs changed (size and
+ * modification time, like make). TSMPI_COMPILE_CACHE=0 turns it off.
+ */
+function cacheDir(): string | null {
+  if (process.env.TSMPI_COMPILE_CACHE === '0') return null;
+  const who = typeof process.getuid === 'function' ? String(process.getuid()) : (process.env.USERNAME ?? 'user');
+  const dir = join(tmpdir(), `.tsmpi-compile-cache-${who}`);
   try {
-    await build({
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = statSync(dir);
+    // Never trust a cache folder someone else could write to.
+    if (typeof process.getuid === 'function' && (st.uid !== process.getuid() || (st.mode & 0o022) !== 0)) return null;
+    return dir;
+  } catch {
+    return null;
+  }
+}
+
+function cacheKey(abs: string, target: Target): string {
+  let runtimeStamp = '';
+  try {
+    runtimeStamp = String(statSync(runtimeEntry).mtimeMs);
+  } catch {
+    // no stamp: still keyed by everything else
+  }
+  return createHash('sha256').update(JSON.stringify([abs, target, runtimeEntry, runtimeStamp, process.version])).digest('hex').slice(0, 32);
+}
+
+function fresh(entry: CacheEntry): boolean {
+  try {
+    return entry.inputs.every((i) => {
+      const st = statSync(i.path);
+      return st.mtimeMs === i.mtimeMs && st.size === i.size;
+    });
+  } catch {
+    return false;
+  }
+}
+
+/** Compile `script` into `outfile`. Throws CompileError with esbuild's messages. */
+export async function compileScript(script: string, outfile: string, target: Target = 'local'): Promise<void> {
+  const abs = resolvePath(script);
+  const cache = cacheDir();
+  const key = cache ? cacheKey(abs, target) : '';
+  if (cache) {
+    try {
+      const entry = JSON.parse(readFileSync(join(cache, `${key}.json`), 'utf8')) as CacheEntry;
+      if (fresh(entry)) {
+        copyFileSync(join(cache, `${key}.mjs`), outfile);
+        return;
+      }
+    } catch {
+      // not cached yet
+    }
+  }
+  const { build, formatMessages } = await import('esbuild');
+  const url = pathToFileURL(abs).href;
+  let metafile: import('esbuild').Metafile | undefined;
+  try {
+    const result = await build({
       entryPoints: [abs],
       outfile,
       bundle: true,
@@ -62,17 +143,14 @@ export async function compileScript(script: string, outfile: string, target: Tar
       target: 'node20',
       sourcemap: 'inline',
       logLevel: 'silent',
+      metafile: true,
       absWorkingDir: dirname(abs),
-      define: {
-        'import.meta.url': JSON.stringify(url),
-        'import.meta.filename': JSON.stringify(abs),
-        'import.meta.dirname': JSON.stringify(dirname(abs)),
-      },
       banner: {
         js: `import { createRequire as __tsmpiCreateRequire } from 'node:module';\nglobalThis.require ??= __tsmpiCreateRequire(${JSON.stringify(url)});`,
       },
-      plugins: [resolver(target)],
+      plugins: [resolver(target), importMeta],
     });
+    metafile = result.metafile;
   } catch (e) {
     const errors = (e as { errors?: import('esbuild').Message[] }).errors;
     if (errors?.length) {
@@ -80,5 +158,22 @@ export async function compileScript(script: string, outfile: string, target: Tar
       throw new CompileError(`cannot compile ${script}:\n${text.join('')}`);
     }
     throw new CompileError(`cannot compile ${script}: ${(e as Error).message}`);
+  }
+  if (cache && metafile) {
+    try {
+      const inputs = Object.keys(metafile.inputs)
+        .filter((p) => !/^[a-z][a-z0-9-]+:/i.test(p))
+        .map((p) => {
+          const path = resolvePath(dirname(abs), p);
+          const st = statSync(path);
+          return { path, mtimeMs: st.mtimeMs, size: st.size };
+        });
+      const tmp = join(cache, `${key}.${process.pid}.tmp`);
+      copyFileSync(outfile, tmp);
+      renameSync(tmp, join(cache, `${key}.mjs`));
+      writeFileSync(join(cache, `${key}.json`), JSON.stringify({ inputs } satisfies CacheEntry));
+    } catch {
+      // a cache that cannot be written is only slower
+    }
   }
 }

@@ -194,10 +194,11 @@ export class Engine {
     }
   }
 
+  /** Unmatched messages; `comm` here is the context id (see World for the report form). */
   queued(): QueuedMessage[] {
     const out: QueuedMessage[] = [];
     for (const q of this.queues.values()) {
-      for (const m of q.unexpected) out.push({ comm: m.ctx >>> 1, collective: (m.ctx & 1) === 1, source: m.src, tag: m.tag, bytes: m.payload.length });
+      for (const m of q.unexpected) out.push({ comm: m.ctx, source: m.src, tag: m.tag, bytes: m.payload.length });
     }
     return out;
   }

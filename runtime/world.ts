@@ -209,7 +209,9 @@ async function makeWorld(): Promise<World> {
   l.control.onMessage((m) => {
     if (m.t === 'gone') fabric.launcherSaysGone(m.rank);
     else if (m.t === 'dump') {
-      l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued: engine.queued(), sent: fabric.messagesSent, received: fabric.messagesReceived });
+      // Context ids → communicator ids: even contexts are user traffic, odd ones collectives.
+      const queued = engine.queued().map((q) => ({ ...q, comm: q.comm >>> 1, collective: (q.comm & 1) === 1 }));
+      l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued, sent: fabric.messagesSent, received: fabric.messagesReceived });
     }
   });
   return w;
