@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote]
 //
-// Prints one markdown table on stdout (progress goes to stderr). Every child
-// process runs in its own process group and is killed (the whole group) when it
-// outlives its time bound, so nothing hangs.
+// Prints three markdown tables on stdout (progress goes to stderr): point to
+// point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
+// addresses). Every child process runs in its own process group and is killed
+// (the whole group) when it outlives its time bound, so nothing hangs.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,11 +23,13 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none]\n';
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote]\n';
+const SECTIONS = ['p2p', 'coll', 'remote'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
 let pinMode = 'auto';
+let only = new Set(SECTIONS);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '-h' || a === '--help') {
@@ -39,6 +43,13 @@ for (let i = 0; i < argv.length; i++) {
       process.stderr.write(`bench: bad --pin ${pinMode}\n${USAGE}`);
       process.exit(2);
     }
+  } else if (a === '--only' || a.startsWith('--only=')) {
+    const list = (a === '--only' ? argv[++i] ?? '' : a.slice(7)).split(',').filter(Boolean);
+    if (list.length === 0 || list.some((x) => !SECTIONS.includes(x))) {
+      process.stderr.write(`bench: bad --only ${list.join(',')}\n${USAGE}`);
+      process.exit(2);
+    }
+    only = new Set(list);
   } else {
     process.stderr.write(`bench: unknown option ${a}\n${USAGE}`);
     process.exit(2);
@@ -63,13 +74,22 @@ const CFG = quick
       pingpong: { sizes: SIZES, iters: perSize(300, 60, 8, 2), warm: perSize(1000, 100, 6, 1), reps: 3 },
       stream: { bytes: 16 * MiB, count: 4, reps: 2 },
       helloRuns: 2,
+      coll: { ns: [2, 4, 8], rounds: 1, warm: { small: 20, large: 1 }, reps: { small: 30, large: 3 } },
+      remote: { stageBytes: 256 * MiB, stageRuns: 1, rounds: 1 },
     }
   : {
       rounds: 3,
       pingpong: { sizes: SIZES, iters: perSize(2000, 300, 40, 6), warm: perSize(4000, 400, 30, 3), reps: 5 },
       stream: { bytes: 16 * MiB, count: 24, reps: 5 },
       helloRuns: 5,
+      coll: { ns: [2, 4, 8], rounds: 2, warm: { small: 50, large: 2 }, reps: { small: 150, large: 8 } },
+      remote: { stageBytes: 1024 * MiB, stageRuns: 3, rounds: 2 },
     };
+// Collectives: n = 8 ranks on this 2-core machine is oversubscribed. Neither side
+// is pinned: Node ranks get no taskset, mpirun gets --bind-to none, and the
+// kernel places everything. (Pinning 8 ranks onto 2 CPUs would force a placement
+// on one side that the other side's binding policy does not make.)
+const COLL_OPS = ['barrier', 'bcast_obj', 'bcast_8mib', 'scatter_obj', 'gather_obj', 'reduce_int', 'allreduce_int', 'reduce_1m', 'allreduce_1m'];
 
 // ---------------------------------------------------------------- children
 const live = new Set();
@@ -85,19 +105,38 @@ function killGroup(child, signal = 'SIGKILL') {
   }
 }
 
+// Scratch space (the remote section's 1 GiB file, daemon workdirs): removed at exit.
+let scratch = null;
+function cleanUp() {
+  for (const c of live) killGroup(c);
+  if (scratch) {
+    try {
+      rmSync(scratch, { recursive: true, force: true });
+    } catch {}
+    scratch = null;
+  }
+}
+let stopping = false; // after SIGINT/SIGTERM: start nothing new
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
-    for (const c of live) killGroup(c);
-    process.exit(130);
+    if (stopping) return;
+    stopping = true;
+    log(`${sig}: ending every child process group`);
+    // SIGTERM first, so tsmpirun and tsmpid end their ranks (local and remote)
+    // themselves; then SIGKILL whatever is left of every group.
+    for (const c of live) killGroup(c, 'SIGTERM');
+    setTimeout(() => {
+      cleanUp();
+      process.exit(130);
+    }, 1500);
   });
 }
-process.on('exit', () => {
-  for (const c of live) killGroup(c);
-});
+process.on('exit', cleanUp);
 
 /** Run a command with a time bound; resolves { code, signal, stdout, stderr, ms, timedOut }. */
 function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT } = {}) {
   return new Promise((resolve) => {
+    if (stopping) return resolve({ code: null, signal: 'SIGTERM', stdout: '', stderr: 'the bench is stopping', ms: 0, timedOut: false });
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     live.add(child);
@@ -202,7 +241,10 @@ function parseBench(stdout, prefix) {
     if (!line.startsWith('BENCH ')) continue;
     const o = JSON.parse(line.slice(6));
     const who = o.path ?? prefix;
-    add(o.kind === 'pingpong' ? `${who}:pingpong:${o.size}` : `${who}:stream`, o.samples);
+    if (o.kind === 'coll') {
+      add(`coll:${o.impl}:${o.op}:${o.n}`, o.samples);
+      add(`collroot:${o.impl}:${o.op}:${o.n}`, o.root);
+    } else add(o.kind === 'pingpong' ? `${who}:pingpong:${o.size}` : `${who}:stream`, o.samples);
     n++;
   }
   return n;
@@ -231,6 +273,190 @@ async function helloMpirun(record) {
   const r = await run('mpirun', ['--oversubscribe', '-n', '8', PY, '-c', 'from mpi4py import MPI; MPI.COMM_WORLD.Barrier()'], { env: MPI_ENV });
   if (r.code !== 0) errors.push(describeFailure('mpirun -n 8 Barrier', r));
   else if (record) add('mpirun:hello', [r.ms]);
+}
+
+// ---------------------------------------------------------------- collectives
+function collParams() {
+  return { ops: COLL_OPS, warm: CFG.coll.warm, reps: CFG.coll.reps, pin: 'none' };
+}
+async function collTsmpi(n) {
+  const r = await run(process.execPath, [TSMPIRUN, '-n', String(n), join(BENCH, 'coll-rank.mjs'), JSON.stringify(collParams())]);
+  if (r.code !== 0 || parseBench(r.stdout, 'tsmpi') !== COLL_OPS.length) errors.push(describeFailure(`tsmpi collectives -n ${n}`, r));
+}
+async function collMpi4py(n) {
+  const r = await run('mpirun', ['--bind-to', 'none', ...mpirunFlags(n), '-n', String(n), PY, join(BENCH, 'mpi4py_coll.py'), JSON.stringify(collParams())], { env: MPI_ENV });
+  if (r.code !== 0 || parseBench(r.stdout, 'mpi4py') !== COLL_OPS.length) errors.push(describeFailure(`mpi4py collectives -n ${n}`, r));
+}
+
+// ---------------------------------------------------------------- remote hosts (tsmpid on loopback)
+const TSMPID = join(ROOT, 'dist', 'launcher', 'tsmpid.js');
+const REMOTE_HOST = '127.0.0.2'; // only ever 127.0.0.0/8
+const remote = { ok: false, dir: '', keys: '', port: 0, daemon: null, file: '', cert: '', key: '' };
+
+/** Start a tsmpid on REMOTE_HOST (own process group, in `live`); resolves its port. */
+function startDaemon(workdir) {
+  return new Promise((resolve, reject) => {
+    if (stopping) return reject(new Error('the bench is stopping'));
+    const child = spawn(process.execPath, [TSMPID, '--listen', `${REMOTE_HOST}:0`, '--authorized-keys', join(remote.keys, 'id.pub'), '--workdir', workdir, '--slots', '2'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    live.add(child);
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      killGroup(child);
+      reject(new Error(`tsmpid did not say where it listens within 15 s: ${err.trim().slice(-300)}`));
+    }, 15_000);
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d;
+      const m = /tsmpid: listening on (\S+):(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[2]) });
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      err += d;
+      if (err.length > 100_000) err = err.slice(-50_000);
+    });
+    child.once('exit', (code, sig) => {
+      live.delete(child);
+      clearTimeout(timer);
+      reject(new Error(`tsmpid exited (${sig ?? code}): ${err.trim().slice(-300)}`));
+    });
+    child.daemonLog = () => err;
+  });
+}
+async function stopDaemon(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  killGroup(child, 'SIGTERM');
+  const t = setTimeout(() => killGroup(child), 3000);
+  await gone;
+  clearTimeout(t);
+  killGroup(child); // its ranks, if any were left
+  live.delete(child);
+}
+
+function writeRandomFile(file, bytes) {
+  // Random bytes, so that nothing on the way can compress them.
+  const fd = openSync(file, 'w');
+  const buf = Buffer.allocUnsafe(16 * MiB);
+  try {
+    for (let left = bytes; left > 0; left -= buf.length) {
+      randomFillSync(buf);
+      writeSync(fd, buf, 0, Math.min(left, buf.length));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function setUpRemote() {
+  scratch = mkdtempSync(join(tmpdir(), 'tsmpi-bench-'));
+  remote.dir = scratch;
+  remote.keys = join(scratch, 'keys');
+  const kg = await run(process.execPath, [TSMPIRUN, 'keygen', '--out', remote.keys], { timeoutMs: 30_000 });
+  if (kg.code !== 0) {
+    errors.push(describeFailure('tsmpirun keygen', kg));
+    return false;
+  }
+  try {
+    const { child, port } = await startDaemon(join(scratch, 'tsmpid'));
+    remote.daemon = child;
+    remote.port = port;
+  } catch (e) {
+    errors.push(`tsmpid on ${REMOTE_HOST}: ${e.message}`);
+    return false;
+  }
+  log(`tsmpid listening on ${REMOTE_HOST}:${remote.port} (workdir ${join(scratch, 'tsmpid')})`);
+  writeFileSync(join(scratch, 'hosts-remote'), `# staging: every rank on the daemon\n${REMOTE_HOST} slots=2 port=${remote.port}\n`);
+  writeFileSync(join(scratch, 'hosts-pair'), `# rank 0 here (a local child), rank 1 through the daemon\nlocalhost slots=1\n${REMOTE_HOST} slots=1 port=${remote.port}\n`);
+  remote.ok = true;
+  return true;
+}
+
+function remoteArgs(hostfile, n) {
+  return [TSMPIRUN, '--hostfile', join(remote.dir, hostfile), '-n', String(n), '--identity', join(remote.keys, 'id'), '--known-hosts', join(remote.keys, 'known_hosts')];
+}
+
+/** One staging job; records the time from spawning tsmpirun to the remote rank's first statement. */
+async function stageJob(withFile, record) {
+  const name = withFile ? 'stage.bin' : '-';
+  const args = [...remoteArgs('hosts-remote', 1), ...(withFile ? ['--files', remote.file] : []), join(BENCH, 'stage-check.mjs'), name, String(CFG.remote.stageBytes)];
+  const t0 = performance.timeOrigin + performance.now();
+  const r = await run(process.execPath, args, { timeoutMs: 180_000 });
+  const m = /^BENCH (.*)$/m.exec(r.stdout);
+  if (r.code !== 0 || !m) {
+    errors.push(describeFailure(`staging job ${withFile ? 'with' : 'without'} --files`, r));
+    return;
+  }
+  const started = JSON.parse(m[1]).t - t0;
+  log(`staging job ${withFile ? 'with' : 'without'} --files: rank started after ${started.toFixed(0)} ms (job wall ${r.ms.toFixed(0)} ms)`);
+  if (record) add(withFile ? 'stage:with' : 'stage:without', [started]);
+}
+async function cpAnchor() {
+  const dst = join(remote.dir, 'cp.bin');
+  const r = await run('cp', [remote.file, dst], { timeoutMs: 180_000 });
+  try {
+    unlinkSync(dst);
+  } catch {}
+  if (r.code !== 0) errors.push(describeFailure('cp anchor', r));
+  else add('stage:cp', [CFG.remote.stageBytes / 1e6 / (r.ms / 1e3)]);
+}
+async function tlsAnchor() {
+  if (!remote.cert) return;
+  const dst = join(remote.dir, 'tls.bin');
+  const r = await run(process.execPath, [join(BENCH, 'tls-copy.mjs'), remote.file, dst, remote.cert, remote.key, REMOTE_HOST], { timeoutMs: 180_000 });
+  try {
+    unlinkSync(dst);
+  } catch {}
+  const m = /^BENCH (.*)$/m.exec(r.stdout);
+  if (r.code !== 0 || !m) errors.push(describeFailure('TLS copy anchor', r));
+  else {
+    const o = JSON.parse(m[1]);
+    remote.cipher = o.cipher;
+    add('stage:tls', [o.bytes / 1e6 / (o.ms / 1e3)]);
+  }
+}
+
+async function benchStaging() {
+  remote.file = join(remote.dir, 'stage.bin');
+  log(`staging: writing ${sizeName(CFG.remote.stageBytes)} of random bytes to ${remote.file}`);
+  writeRandomFile(remote.file, CFG.remote.stageBytes);
+  if (which('openssl')) {
+    const cert = join(remote.dir, 'cert.pem');
+    const key = join(remote.dir, 'key.pem');
+    const o = await run('openssl', ['req', '-x509', '-newkey', 'ed25519', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=tsmpi-bench', '-days', '1'], { timeoutMs: 30_000 });
+    if (o.code === 0) Object.assign(remote, { cert, key });
+    else errors.push(describeFailure('openssl req (TLS copy anchor)', o));
+  } else notes.push('openssl not found: the TLS copy anchor is n/a');
+  log('staging: warm-up job (records the host key)');
+  await stageJob(false, false);
+  for (let i = 1; i <= CFG.remote.stageRuns; i++) {
+    log(`staging run ${i}/${CFG.remote.stageRuns}`);
+    await stageJob(false, true);
+    await stageJob(true, true);
+    await cpAnchor();
+    await tlsAnchor();
+  }
+}
+
+async function benchRemotePair(mode, params) {
+  const r = await run(process.execPath, [...remoteArgs('hosts-pair', 2), join(BENCH, 'tsmpi-rank.mjs'), mode, JSON.stringify(params)]);
+  if (r.code !== 0 || parseBench(r.stdout, 'remote') === 0) errors.push(describeFailure(`tsmpi ${mode} across hosts`, r));
+}
+async function benchLocalPair(mode, params) {
+  const r = await run(process.execPath, [TSMPIRUN, '-n', '2', join(BENCH, 'tsmpi-rank.mjs'), mode, JSON.stringify(params)]);
+  if (r.code !== 0 || parseBench(r.stdout, 'local') === 0) errors.push(describeFailure(`tsmpi ${mode} (local, beside the remote pair)`, r));
+}
+const REMOTE_SIZES = [8, MiB];
+function remotePairParams(mode) {
+  const params = { ...CFG[mode], pin: PIN[mode] };
+  if (mode === 'pingpong') params.sizes = REMOTE_SIZES;
+  return params;
 }
 
 // ---------------------------------------------------------------- formatting
@@ -291,6 +517,65 @@ function table(anchors) {
   return rows.join('\n');
 }
 
+const COLL_ROWS = [
+  ['barrier', 'barrier', 'small'],
+  ['bcast_obj', "bcast {a:1,b:'x'}", 'small'],
+  ['bcast_8mib', 'bcast 8 MiB Float64Array', 'large'],
+  ['scatter_obj', 'scatter n small objects', 'small'],
+  ['gather_obj', 'gather n small objects', 'small'],
+  ['reduce_int', 'reduce int SUM', 'small'],
+  ['allreduce_int', 'allreduce int SUM', 'small'],
+  ['reduce_1m', 'reduce 1M Float64Array SUM', null],
+  ['allreduce_1m', 'allreduce 1M Float64Array SUM', 'large'],
+];
+function collTable(anchors) {
+  const ns = CFG.coll.ns;
+  const rows = [];
+  rows.push(`| collective (µs per call, max over ranks) | ${ns.map((n) => `n=${n} tsmpi | n=${n} mpi4py | n=${n} ratio`).join(' | ')} | target (n=${ns.at(-1)}) |`);
+  rows.push(`|---|${ns.map(() => '---:|---:|---:').join('|')}|---|`);
+  for (const [op, label, kind] of COLL_ROWS) {
+    const cells = [];
+    let last = [null, null];
+    for (const n of ns) {
+      const t = med(`coll:tsmpi:${op}:${n}`);
+      const m = anchors ? med(`coll:mpi4py:${op}:${n}`) : null;
+      cells.push(num(t), num(m), ratio(t, m));
+      last = [t, m];
+    }
+    const what = kind === 'large' ? 'mpi4py buffer' : 'mpi4py';
+    const tgt = kind === 'small' ? target(...last, '≤', 3, what) : kind === 'large' ? target(...last, '≤', 1.5, what) : '';
+    rows.push(`| ${label}${kind !== 'small' ? ' (buffer)' : ''} | ${cells.join(' | ')} | ${tgt} |`);
+  }
+  return rows.join('\n');
+}
+
+function remoteTable() {
+  const rows = [];
+  rows.push('| measurement | tsmpi | anchor | tsmpi/anchor | target |');
+  rows.push('|---|---:|---:|---:|---|');
+  const bytes = CFG.remote.stageBytes;
+  const w = med('stage:with');
+  const wo = med('stage:without');
+  const stage = w !== null && wo !== null && w > wo ? bytes / 1e6 / ((w - wo) / 1e3) : null;
+  const cp = med('stage:cp');
+  const tls = med('stage:tls');
+  const stageTarget = stage === null ? '≥ 300 MB/s: n/a' : `≥ 300 MB/s: ${stage >= 300 ? '✅ PASS' : '❌ FAIL'}`;
+  rows.push(`| staging ${sizeName(bytes)} to a loopback tsmpid, encrypted + verified (MB/s) vs raw \`cp\` | ${num(stage)} | ${num(cp)} | ${ratio(stage, cp)} | ${stageTarget} |`);
+  rows.push(`| … vs a plain TLS socket copy to disk (MB/s) | ${num(stage)} | ${num(tls)} | ${ratio(stage, tls)} | |`);
+  rows.push(`| … job start to remote rank running: with --files / without (ms) | ${num(w)} | ${num(wo)} | ${ratio(w, wo)} | |`);
+  for (const size of REMOTE_SIZES) {
+    const r = med(`remote:pingpong:${size}`);
+    const l = med(`local:pingpong:${size}`);
+    rows.push(`| ping-pong ½ RTT ${sizeName(size)} across hosts (TLS) vs local (UDS) (µs) | ${num(r)} | ${num(l)} | ${ratio(r, l)} | |`);
+  }
+  {
+    const r = med('remote:stream');
+    const l = med('local:stream');
+    rows.push(`| streaming 16 MiB Float64Array across hosts (TLS) vs local (UDS) (MB/s) | ${num(r)} | ${num(l)} | ${ratio(r, l)} | |`);
+  }
+  return rows.join('\n');
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   if (!existsSync(TSMPIRUN)) {
@@ -303,11 +588,11 @@ async function main() {
     notes.push('taskset not found: Node ranks ran unpinned');
   }
   const anchors = await setUpAnchors();
-  log(`anchors: ${anchors ? anchorVersion : 'n/a'}; mode: ${quick ? 'quick' : 'full'}`);
+  log(`anchors: ${anchors ? anchorVersion : 'n/a'}; mode: ${quick ? 'quick' : 'full'}; sections: ${[...only].join(', ')}`);
 
   // Implementations are interleaved round by round so that drift of this noisy
   // machine spreads over all of them; medians are over every repetition.
-  for (const mode of ['pingpong', 'stream']) {
+  for (const mode of only.has('p2p') ? ['pingpong', 'stream'] : []) {
     const params = { ...CFG[mode], pin: PIN[mode] };
     for (let round = 1; round <= CFG.rounds; round++) {
       log(`${mode} round ${round}/${CFG.rounds}: tsmpi`);
@@ -320,28 +605,91 @@ async function main() {
       }
     }
   }
-  log('hello: warm-up');
-  await helloTsmpi(false);
-  if (anchors) await helloMpirun(false);
-  for (let i = 1; i <= CFG.helloRuns; i++) {
-    log(`hello run ${i}/${CFG.helloRuns}`);
-    await helloTsmpi(true);
-    if (anchors) await helloMpirun(true);
+  if (only.has('p2p')) {
+    log('hello: warm-up');
+    await helloTsmpi(false);
+    if (anchors) await helloMpirun(false);
+    for (let i = 1; i <= CFG.helloRuns; i++) {
+      log(`hello run ${i}/${CFG.helloRuns}`);
+      await helloTsmpi(true);
+      if (anchors) await helloMpirun(true);
+    }
   }
+  const tP2p = Date.now();
+  const loadP2p = loadavg()[0];
+
+  if (only.has('coll')) {
+    for (let round = 1; round <= CFG.coll.rounds; round++) {
+      for (const n of CFG.coll.ns) {
+        log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: tsmpi`);
+        await collTsmpi(n);
+        if (anchors) {
+          log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: mpi4py`);
+          await collMpi4py(n);
+        }
+      }
+    }
+  }
+  const tColl = Date.now();
+  const loadColl = loadavg()[0];
+
+  if (only.has('remote') && (await setUpRemote())) {
+    try {
+      await benchStaging();
+      for (const mode of ['pingpong', 'stream']) {
+        for (let round = 1; round <= CFG.remote.rounds; round++) {
+          log(`${mode} across hosts, round ${round}/${CFG.remote.rounds}: remote pair`);
+          await benchRemotePair(mode, remotePairParams(mode));
+          log(`${mode} across hosts, round ${round}/${CFG.remote.rounds}: local pair`);
+          await benchLocalPair(mode, remotePairParams(mode));
+        }
+      }
+    } finally {
+      await stopDaemon(remote.daemon);
+      const left = remote.daemon?.daemonLog?.() ?? '';
+      if (/error|refus/i.test(left)) log(`tsmpid stderr: ${left.trim().split('\n').slice(-5).join(' | ')}`);
+      rmSync(scratch, { recursive: true, force: true });
+      scratch = null;
+    }
+  }
+  const tRemote = Date.now();
 
   for (const [k, v] of results) log(`${k}: median ${num(median(v))} of [${v.map(num).join(', ')}]`);
 
   const cores = availableParallelism();
   const lines = [];
   lines.push(`tsmpi benchmark — ${new Date().toISOString()}, node ${process.version}, ${cores} cores, ${quick ? 'quick' : 'full'} run, anchors: ${anchors ? anchorVersion : 'n/a'}, Node ranks pinned: ping-pong ${PIN.pingpong}, streaming ${PIN.stream}`);
+  if (only.has('p2p')) {
+    lines.push('');
+    lines.push(table(anchors));
+    lines.push('');
+    lines.push('mpi4py = pickle path (comm.send/recv of bytes); for the hello row, `mpirun --oversubscribe -n 8 python3 -c "…Barrier()"`. mpi4py buffer = Send/Recv of numpy arrays. Medians of repetitions; MB = 10^6 bytes.');
+  }
+  if (only.has('coll')) {
+    lines.push('');
+    lines.push(collTable(anchors));
+    lines.push('');
+    lines.push(
+      `Collectives: every rank awaits a barrier before each call and times its own call; a cell is the median over ${CFG.coll.rounds}×${CFG.coll.reps.small} calls (large: ${CFG.coll.rounds}×${CFG.coll.reps.large}, after ${CFG.coll.warm.small}/${CFG.coll.warm.large} warm-up calls per run) of the slowest rank's time, the same for both. mpi4py: pickle path for objects and ints (bcast/scatter/gather/reduce/allreduce), buffer path for "(buffer)" rows (Bcast/Reduce/Allreduce of numpy float64). Unpinned on both sides (no taskset; \`mpirun --bind-to none${CFG.coll.ns.some((n) => n > cores) ? ' --oversubscribe' : ''}\`); n > ${cores} is oversubscribed.`,
+    );
+  }
+  if (only.has('remote')) {
+    lines.push('');
+    lines.push(remoteTable());
+    lines.push('');
+    lines.push(
+      `Remote hosts: one \`tsmpid\` on ${REMOTE_HOST} (loopback), real TLS + launcher keys. Staging: median time from spawning \`tsmpirun --files\` to the remote rank's first statement (file present, size checked), minus the same without --files, over ${CFG.remote.stageRuns} runs; anchors: \`cp\` of the same file on this disk, and one TLS 1.3 connection (${remote.cipher ?? 'Node default cipher'}) into a file, medians. Ping-pong/streaming: rank 0 local, rank 1 started by the daemon, TLS between them; "anchor" = the same two runs with both ranks local (Unix socket), interleaved, same pinning (ping-pong ${PIN.pingpong}, streaming ${PIN.stream}).`,
+    );
+  }
   lines.push('');
-  lines.push(table(anchors));
-  lines.push('');
-  lines.push('mpi4py = pickle path (comm.send/recv of bytes); for the hello row, `mpirun --oversubscribe -n 8 python3 -c "…Barrier()"`. mpi4py buffer = Send/Recv of numpy arrays. Medians of repetitions; MB = 10^6 bytes.');
-  // This run itself keeps about 2 processes runnable; much more means someone else was busy too.
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
-  if (loadBefore > 0.5 || loadAfter > 3) {
-    notes.push(`the machine looked busy (1-min load average ${loadBefore.toFixed(2)} at the start, ${loadAfter.toFixed(2)} at the end): other work on these ${cores} cores skews every column`);
+  lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
+  // The point-to-point part keeps about 2 processes runnable; much more means someone
+  // else was busy too. (The collectives run up to 8 ranks, and Open MPI's ranks spin
+  // while they wait, so the load after them says nothing about other users.)
+  if (loadBefore > 0.5 || (only.has('p2p') && loadP2p > 3)) {
+    notes.push(`the machine looked busy (1-min load average ${loadBefore.toFixed(2)} at the start${only.has('p2p') ? `, ${loadP2p.toFixed(2)} after point to point` : ''}): other work on these ${cores} cores skews every column`);
   }
   for (const n of notes) lines.push(`note: ${n}`);
   for (const e of errors) lines.push(`error: ${e}`);
