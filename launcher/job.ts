@@ -4,7 +4,7 @@
  * on the first failure, a timeout, abort or a signal).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname, constants as osConstants, tmpdir } from 'node:os';
 import { basename, isAbsolute, join, normalize, sep } from 'node:path';
 import type { BlockedOp, QueuedMessage, RankToLauncher } from '../runtime/wire/control.js';
@@ -143,6 +143,9 @@ export class Job {
   /** Run the job to its end; resolves to tsmpirun's exit status. */
   async run(): Promise<number> {
     this.dir = mkdtempSync(join(tmpdir(), 'tsmpi-'));
+    writeFileSync(join(this.dir, 'launcher.pid'), String(process.pid));
+    // A launcher killed with SIGKILL cannot clean up: the next one does.
+    setImmediate(() => sweepStaleJobFolders(tmpdir(), this.dir));
     // Listen for signals from the start: one during compiling must still
     // remove the job folder.
     const onSignal = (signal: NodeJS.Signals) => {
@@ -583,6 +586,42 @@ function describeRank(r: RankState): string[] {
     out.push(`    unmatched in its queue: ${q.join('; ')}${r.blocked.queued.length > 8 ? `; and ${r.blocked.queued.length - 8} more` : ''}`);
   }
   return out;
+}
+
+/**
+ * Remove job folders of launchers that no longer run (killed with SIGKILL).
+ * Only folders this user owns, named tsmpi-*, holding a launcher.pid whose
+ * process is gone.
+ */
+export function sweepStaleJobFolders(dir: string, keep: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith('tsmpi-'));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    if (path === keep) continue;
+    try {
+      const st = statSync(path);
+      if (!st.isDirectory() || (typeof process.getuid === 'function' && st.uid !== process.getuid())) continue;
+      const pid = Number(readFileSync(join(path, 'launcher.pid'), 'utf8'));
+      if (!Number.isInteger(pid) || pid <= 0 || processAlive(pid)) continue;
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // not a job folder, or not ours to judge
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The name a --files entry gets in a remote job folder: its relative path, or its base name. */

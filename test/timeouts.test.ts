@@ -12,3 +12,23 @@ describe('bounded waits', () => {
     expect(Number(m![1])).toBeLessThan(2.9);
   });
 });
+
+describe('leftovers', () => {
+  it('the next launcher removes the job folder of one killed with SIGKILL', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { sweepStaleJobFolders } = await import('../launcher/job.js');
+    const base = mkdtempSync(join(tmpdir(), 'sweep-'));
+    const dead = join(base, 'tsmpi-dead');
+    const alive = join(base, 'tsmpi-alive');
+    const other = join(base, 'tsmpi-nopid');
+    for (const d of [dead, alive, other]) mkdirSync(d);
+    writeFileSync(join(dead, 'launcher.pid'), '999999999');
+    writeFileSync(join(alive, 'launcher.pid'), String(process.pid));
+    sweepStaleJobFolders(base, join(base, 'tsmpi-mine'));
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(alive)).toBe(true);
+    expect(existsSync(other)).toBe(true);
+  });
+});
