@@ -155,14 +155,38 @@ describe('round trip of the corpus', () => {
 });
 
 describe('the RAW path', () => {
-  it('encodes typed arrays, Buffers, DataViews and ArrayBuffers as RAW; everything else as V8', () => {
+  it('encodes typed arrays, Buffers, DataViews and ArrayBuffers as RAW; numbers, constants and plain data on fast paths; everything else as V8', () => {
     for (const C of TYPED) expect(encodeValue(new C(2)).enc).toBe(Encoding.RAW);
     for (const v of [Buffer.alloc(2), new DataView(new ArrayBuffer(2)), new ArrayBuffer(2)]) expect(encodeValue(v).enc).toBe(Encoding.RAW);
-    for (const v of [1, 'x', [new Uint8Array(1)], { a: new Float64Array(1) }, null, undefined]) {
+    const expectations: [unknown, number][] = [
+      [1, Encoding.F64],
+      [-0, Encoding.F64],
+      [NaN, Encoding.F64],
+      [null, Encoding.CONST],
+      [undefined, Encoding.CONST],
+      [true, Encoding.CONST],
+      ['x', Encoding.JSON],
+      [{ a: 1, b: ['x', null, { c: true }] }, Encoding.JSON],
+      [[new Uint8Array(1)], Encoding.V8],
+      [{ a: new Float64Array(1) }, Encoding.V8],
+      [{ a: undefined }, Encoding.V8],
+      [{ a: -0 }, Encoding.V8],
+      [[1, , 3], Encoding.V8],
+      [Object.assign([1, 2], { extra: 1 }), Encoding.V8],
+      [new Date(0), Encoding.V8],
+      [{ n: 10n }, Encoding.V8],
+      [{ x: Infinity }, Encoding.V8],
+    ];
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = [deep];
+    expectations.push([deep, Encoding.V8]);
+    for (const [v, enc] of expectations) {
       const e = encodeValue(v);
-      expect(e.enc).toBe(Encoding.V8);
+      expect(e.enc, `encoding of ${String(v)}`).toBe(enc);
       expect(e.elem).toBe(0);
       expect(e.aliased).toBe(false);
+      const back = decodeValue(e.enc, e.elem, flatten(e));
+      expect(Object.is(back, v) || isDeepStrictEqual(back, v), `round trip of ${String(v)}`).toBe(true);
     }
     const codes = [...TYPED.map((C) => elemOf(new C(0))), elemOf(Buffer.alloc(0)), elemOf(new ArrayBuffer(0)), elemOf(new DataView(new ArrayBuffer(0)))];
     expect(new Set(codes).size).toBe(codes.length);
