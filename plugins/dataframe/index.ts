@@ -16,14 +16,14 @@ import { TsmpiError } from '../../runtime/errors.js';
 import { runCollective } from './collective.js';
 import { functionSource } from './fn-source.js';
 import { planApply, planApplyMap, planGroupApply, planMap, isFrame, isSeries, type FrameLike, type Plan, type SeriesLike } from './operations.js';
-import { checkOptions, type Checked, type ParallelOptions } from './options.js';
+import { checkOptions, type Checked, type CollectiveOptions, type ParallelOptions, type StandaloneOptions } from './options.js';
 import { Pool, WorkerFailure, removeExitHooks } from './pool.js';
 import { ProgressBar } from './progress.js';
 import { reviveError } from './remote-error.js';
 import { quietTensorflow } from './compile.js';
 import { createRequire } from 'node:module';
 
-export type { ParallelOptions } from './options.js';
+export type { CollectiveOptions, ParallelOptions, StandaloneOptions } from './options.js';
 export type { RemoteErrorFields } from './remote-error.js';
 
 /** A row as danfojs gives it to `apply` (axis 1): the row's values, missing ones removed. */
@@ -37,60 +37,68 @@ let pool: Pool | null = null;
  * column, with missing values removed (as danfojs does). A Series when `fn`
  * returns single values, a DataFrame when it returns arrays.
  */
-export async function parallelApply<C = undefined>(
-  df: DataFrame,
-  fn: (values: any[], context: C) => unknown,
-  opts: ParallelOptions<C> = {},
-): Promise<DataFrame | Series> {
+export function parallelApply<C = undefined>(df: DataFrame, fn: (values: any, context: C) => unknown, opts?: StandaloneOptions<C>): Promise<DataFrame | Series>;
+export function parallelApply<C = undefined>(
+  df: DataFrame | undefined,
+  fn: (values: any, context: C) => unknown,
+  opts: CollectiveOptions<C>,
+): Promise<DataFrame | Series | undefined>;
+export async function parallelApply<C>(df: DataFrame | undefined, fn: (values: any, context: C) => unknown, opts: ParallelOptions<C> = {}): Promise<unknown> {
   const o = checkOptions('parallelApply', opts, true);
-  return (await run(o, 'parallelApply', df, fn, (d) => planApply(frame('parallelApply', d), o.axis))) as DataFrame | Series;
+  return run(o, 'parallelApply', df, fn, (d) => planApply(frame('parallelApply', d), o.axis));
 }
 
 /** `df.applyMap(fn)`, in parallel: `fn(value, context)` for every value. */
-export async function parallelApplyMap<C = undefined>(
-  df: DataFrame,
-  fn: (value: any, context: C) => unknown,
-  opts: ParallelOptions<C> = {},
-): Promise<DataFrame> {
+export function parallelApplyMap<C = undefined>(df: DataFrame, fn: (value: any, context: C) => unknown, opts?: StandaloneOptions<C>): Promise<DataFrame>;
+export function parallelApplyMap<C = undefined>(df: DataFrame | undefined, fn: (value: any, context: C) => unknown, opts: CollectiveOptions<C>): Promise<DataFrame | undefined>;
+export async function parallelApplyMap<C>(df: DataFrame | undefined, fn: (value: any, context: C) => unknown, opts: ParallelOptions<C> = {}): Promise<unknown> {
   const o = checkOptions('parallelApplyMap', opts, false);
-  return (await run(o, 'parallelApplyMap', df, fn, (d) => planApplyMap(frame('parallelApplyMap', d)), '(value, ctx) => … ctx.NAME')) as DataFrame;
+  return run(o, 'parallelApplyMap', df, fn, (d) => planApplyMap(frame('parallelApplyMap', d)), '(value, ctx) => … ctx.NAME');
 }
+
+/** A function for parallelMap: `(value, position)`, or `(value, context, position)` with a context. */
+export type MapFunction<C> = ((value: any, i: number) => unknown) | ((value: any, context: C, i: number) => unknown);
 
 /**
  * `series.map(fn)`, in parallel: `fn(value, position)` as danfojs calls it, or
  * `fn(value, context, position)` when a `context` is given.
  */
-export async function parallelMap<C = undefined>(
-  series: Series,
-  fn: ((value: any, i: number) => unknown) | ((value: any, context: C, i: number) => unknown),
-  opts: ParallelOptions<C> = {},
-): Promise<Series> {
+export function parallelMap<C = undefined>(series: Series, fn: MapFunction<C>, opts?: StandaloneOptions<C>): Promise<Series>;
+export function parallelMap<C = undefined>(series: Series | undefined, fn: MapFunction<C>, opts: CollectiveOptions<C>): Promise<Series | undefined>;
+export async function parallelMap<C>(series: Series | undefined, fn: MapFunction<C>, opts: ParallelOptions<C> = {}): Promise<unknown> {
   const o = checkOptions('parallelMap', opts, false);
   if (!o.comm && isSeries(series) && typeof fn === 'object' && fn !== null) {
     // A lookup table, not a function: danfojs maps it serially; nothing to gain.
-    return series.map(fn as never) as Series;
+    return series.map(fn as never);
   }
-  return (await run(o, 'parallelMap', series, fn, (s) => planMap(seriesOf(s)), '(value, ctx, i) => … ctx.NAME')) as Series;
+  return run(o, 'parallelMap', series, fn, (s) => planMap(seriesOf(s)), '(value, ctx, i) => … ctx.NAME');
 }
 
 /**
  * `df.groupby(by).apply(fn)`, in parallel: `fn(group, context)` for every
  * group, where `group` is a danfojs DataFrame (so the workers load danfojs).
  */
-export async function parallelGroupApply<C = undefined>(
-  df: DataFrame,
+export function parallelGroupApply<C = undefined>(df: DataFrame, by: string | string[], fn: (group: DataFrame, context: C) => unknown, opts?: StandaloneOptions<C>): Promise<DataFrame>;
+export function parallelGroupApply<C = undefined>(
+  df: DataFrame | undefined,
+  by: string | string[],
+  fn: (group: DataFrame, context: C) => unknown,
+  opts: CollectiveOptions<C>,
+): Promise<DataFrame | undefined>;
+export async function parallelGroupApply<C>(
+  df: DataFrame | undefined,
   by: string | string[],
   fn: (group: DataFrame, context: C) => unknown,
   opts: ParallelOptions<C> = {},
-): Promise<DataFrame> {
+): Promise<unknown> {
   const o = checkOptions('parallelGroupApply', opts, false);
   const cols = typeof by === 'string' ? [by] : by;
-  if (!o.comm || o.comm.rank === o.root) {
+  return run(o, 'parallelGroupApply', df, fn, (d) => {
     if (!Array.isArray(cols) || cols.length === 0 || !cols.every((c) => typeof c === 'string')) {
-      throw new TsmpiError('ERR_ARG', `parallelGroupApply: \`by\` must be a column name or a non-empty array of them`);
+      throw new TsmpiError('ERR_ARG', 'parallelGroupApply: `by` must be a column name or a non-empty array of them');
     }
-  }
-  return (await run(o, 'parallelGroupApply', df, fn, (d) => planGroupApply(frame('parallelGroupApply', d), cols), '(group, ctx) => … ctx.NAME')) as DataFrame;
+    return planGroupApply(frame('parallelGroupApply', d), cols);
+  }, '(group, ctx) => … ctx.NAME');
 }
 
 /** End the standalone pool's worker processes (a later call starts a new pool). */

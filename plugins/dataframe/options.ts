@@ -8,6 +8,7 @@ import type { Comm } from '../../runtime/comm.js';
 import { TsmpiError } from '../../runtime/errors.js';
 import { describeUnclonable } from '../../runtime/wire/codec.js';
 
+/** Options of every call; `comm` selects collective mode. */
 export interface ParallelOptions<C = unknown> {
   /** `df.apply` only: 1 = rows (danfojs's default), 0 = columns */
   axis?: 0 | 1;
@@ -22,6 +23,12 @@ export interface ParallelOptions<C = unknown> {
   /** collective mode: the rank that passes the frame and gets the result (default 0) */
   root?: number;
 }
+
+/** Standalone mode: a local worker pool. */
+export type StandaloneOptions<C = unknown> = Omit<ParallelOptions<C>, 'comm' | 'root'> & { comm?: undefined; root?: undefined };
+
+/** Collective mode: every rank of `comm` calls; the result comes back on `root`, `undefined` elsewhere. */
+export type CollectiveOptions<C = unknown> = Omit<ParallelOptions<C>, 'comm' | 'workers'> & { comm: Comm; workers?: undefined };
 
 export interface Checked {
   axis: 0 | 1;
