@@ -54,6 +54,11 @@ export class Round {
   private readonly ctx: number;
   readonly rank: number;
   readonly size: number;
+  /**
+   * More ranks than cores on this host: every message costs a process wake-up,
+   * so algorithms with fewer messages beat ones with fewer rounds.
+   */
+  readonly crowded: boolean;
   private readonly sends: Promise<void>[] = [];
 
   constructor(
@@ -63,6 +68,7 @@ export class Round {
     this.ctx = core.ctx + 1;
     this.rank = core.rank;
     this.size = core.group.length;
+    this.crowded = core.world.crowded && this.size > 2;
   }
 
   /** Send an encoded value (or an error token); waited for by `finish()`. */
@@ -134,10 +140,18 @@ export function round(core: CommCore & { seq: number }): Round {
 
 // ---- algorithms ---------------------------------------------------------
 
-/** Dissemination barrier: ⌈log2 p⌉ rounds. */
+/**
+ * Dissemination barrier: ⌈log2 p⌉ rounds, p·⌈log2 p⌉ messages. On a crowded host,
+ * a binomial gather then bcast: 2⌈log2 p⌉ rounds but only 2(p−1) messages.
+ */
 export async function barrier(r: Round): Promise<void> {
   const { rank, size: p } = r;
   const token = encodeValue(null);
+  if (r.crowded) {
+    await treeGather(r, 0, token);
+    await treeBcast(r, 0, rank === 0 ? token : null);
+    return;
+  }
   for (let k = 1; k < p; k <<= 1) {
     r.send((rank + k) % p, token);
     await r.recv((rank - k + p) % p);
@@ -343,8 +357,16 @@ function sendValue(r: Round, dest: number, v: Maybe<unknown>): void {
  * others reduce in rank order toward rank 0, which passes the result on.
  */
 export async function reduce(r: Round, data: unknown, op: Op, root: number): Promise<unknown> {
-  const { rank, size: p } = r;
   const own = checked(op, data);
+  const acc = await reduceTree(r, own, op, root);
+  await r.finish();
+  unwrap(own);
+  return r.rank === root ? unwrap(acc) : undefined;
+}
+
+/** The reduction tree; the result (or the error that replaced it) at `root`. */
+async function reduceTree(r: Round, own: Maybe<unknown>, op: Op, root: number): Promise<Maybe<unknown>> {
+  const { rank, size: p } = r;
   const base = op.commutative ? root : 0;
   const vr = (rank - base + p) % p;
   let acc: Maybe<unknown> = own;
@@ -366,10 +388,7 @@ export async function reduce(r: Round, data: unknown, op: Op, root: number): Pro
     if (rank === base) sendValue(r, root, acc);
     if (rank === root) acc = await r.recvValue(base);
   }
-  await r.finish();
-  unwrap(own);
-  if (rank !== root) return undefined;
-  return unwrap(acc);
+  return acc;
 }
 
 export async function allreduce(r: Round, data: unknown, op: Op): Promise<unknown> {
@@ -384,7 +403,15 @@ export async function allreduce(r: Round, data: unknown, op: Op): Promise<unknow
   ) {
     return ringAllreduce(r, data as unknown as TypedLike, op);
   }
-  const result = await recursiveDoubling(r, own, op);
+  let result: Maybe<unknown>;
+  if (r.crowded) {
+    // Fewer messages: reduce to rank 0 in rank order, then a binomial bcast.
+    const acc = await reduceTree(r, own, op, 0);
+    if (r.rank === 0) {
+      await treeBcast(r, 0, acc instanceof CollError ? acc : encodeOr(acc));
+      result = acc;
+    } else result = valueOf((await treeBcast(r, 0, null))!);
+  } else result = await recursiveDoubling(r, own, op);
   await r.finish();
   unwrap(own);
   return unwrap(result);

@@ -3,7 +3,7 @@
  * TSMPI_* environment is set) it joins the job through the launcher's control
  * channel; otherwise it is a singleton world of size 1 where every call works.
  */
-import { hostname, totalmem } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { Comm } from './comm.js';
 import { ControlClient } from './control.js';
 import { Engine } from './engine.js';
@@ -39,6 +39,8 @@ export class World {
   readonly pending = new PendingRegistry();
   /** next free context id for dup/split (even numbers; ctx + 1 is the collective context) */
   nextCtx = 2;
+  /** more ranks on this host than it has cores */
+  crowded = false;
 
   constructor(
     readonly rank: number,
@@ -201,6 +203,10 @@ async function makeWorld(): Promise<World> {
   });
   const w = new World(l.rank, l.size, l.host, fabric, engine, l.control);
   currentFabric = fabric;
+  const here = table.filter((c) => c !== null && c.startsWith(`@${hostId} `)).length;
+  // TSMPI_CROWDED=0|1 overrides the guess (tests run both algorithm families).
+  const forced = process.env.TSMPI_CROWDED;
+  w.crowded = forced === '1' ? true : forced === '0' ? false : here > availableParallelism();
   table.forEach((address, r) => {
     if (address === null && r !== l.rank) engine.peerGone(r, 'it ended without joining the job');
   });

@@ -14,6 +14,18 @@ describe('collective suite (after mpi4py test_cco_obj) on world, dup and split h
     });
   }
 
+  for (const [n, crowded] of [
+    [3, '0'],
+    [8, '0'],
+  ] as const) {
+    it(`passes at world size ${n} with TSMPI_CROWDED=${crowded} (the other algorithm family)`, async () => {
+      const r = await tsmpirun(['-n', String(n), '-x', `TSMPI_CROWDED=${crowded}`, fixture('coll-suite.ts')], { timeoutMs: 120_000 });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim().split('\n')).toHaveLength(n);
+    });
+  }
+
   it('passes as a plain script (singleton world)', async () => {
     const r = await run(process.execPath, [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), fixture('coll-suite.ts')]);
     expect(r.stderr).toBe('');
