@@ -16,7 +16,7 @@ import { TsmpiError, errorFromWire } from './errors.js';
 import type { CommCore } from './comm.js';
 import type { Message } from './engine.js';
 import type { Op } from './op.js';
-import { decodeValue, encodeValue, flatten, type Encoded } from './wire/codec.js';
+import { decodeValue, encodeValue, Encoding, flatten, type Encoded } from './wire/codec.js';
 import { BUNDLE_ENCODING, packBundle, unpackBundle } from './wire/bundle.js';
 import { FrameFlag } from './wire/frame.js';
 
@@ -187,15 +187,70 @@ async function treeBcast(r: Round, root: number, payload: Maybe<Encoded> | null)
   return got;
 }
 
+/** Segment size of pipelined broadcasts, and the size from which they pipeline. */
+const SEGMENT = 1 << 20;
+const SEGMENTED_MIN = 2 * SEGMENT;
+
+/** A rank's parent and children in the binomial tree rooted at `root` (children largest subtree first). */
+function binomial(r: Round, root: number): { parent: number; children: number[] } {
+  const { rank, size: p } = r;
+  const vr = (rank - root + p) % p;
+  let mask = 1;
+  let parent = -1;
+  while (mask < p) {
+    if (vr & mask) {
+      parent = (vr - mask + root) % p;
+      break;
+    }
+    mask <<= 1;
+  }
+  const children: number[] = [];
+  for (mask >>= 1; mask > 0; mask >>= 1) if (vr + mask < p) children.push((vr + mask + root) % p);
+  return { parent, children };
+}
+
+/**
+ * Binomial-tree broadcast. A large typed array is pipelined: the root sends a
+ * header, then 1 MiB segments, and every rank passes each segment on as soon as
+ * it arrives, so the tree's levels work at once instead of one after another.
+ */
 export async function bcast(r: Round, data: unknown, root: number): Promise<unknown> {
+  const { parent, children } = binomial(r, root);
   if (r.rank === root) {
     const e = encodeOr(data);
-    await treeBcast(r, root, e);
+    if (!(e instanceof CollError) && e.enc === Encoding.RAW && e.length >= SEGMENTED_MIN && children.length > 0) {
+      const bytes = e.parts[0]!;
+      const segs = Math.ceil(e.length / SEGMENT);
+      const head = Buffer.from(JSON.stringify({ elem: e.elem, length: e.length, segs }));
+      for (const c of children) r.send(c, { enc: Encoding.SEGMENTED, elem: 0, parts: [head], length: head.length, aliased: false });
+      for (let s = 0; s < segs; s++) {
+        const part = bytes.subarray(s * SEGMENT, Math.min((s + 1) * SEGMENT, e.length));
+        for (const c of children) r.send(c, { enc: Encoding.RAW, elem: 1, parts: [part], length: part.byteLength, aliased: true });
+      }
+    } else for (const c of children) r.send(c, e);
+    await r.finish();
     unwrap(e);
     return data;
   }
-  const m = (await treeBcast(r, root, null))!;
-  return unwrap(valueOf(m));
+  const m = await r.recv(parent);
+  for (const c of children) r.forward(c, m);
+  if (m.enc !== Encoding.SEGMENTED || m.flags & FrameFlag.ERROR) {
+    await r.finish();
+    return unwrap(valueOf(m));
+  }
+  const { elem, length, segs } = JSON.parse(m.payload.toString('utf8')) as { elem: number; length: number; segs: number };
+  const out = Buffer.allocUnsafeSlow(length);
+  let off = 0;
+  for (let s = 0; s < segs; s++) {
+    const seg = await r.recv(parent);
+    for (const c of children) r.forward(c, seg);
+    if (off + seg.payload.length > length) throw new TsmpiError('ERR_PROTOCOL', 'a pipelined broadcast sent more bytes than announced');
+    out.set(seg.payload, off);
+    off += seg.payload.length;
+  }
+  await r.finish();
+  if (off !== length) throw new TsmpiError('ERR_PROTOCOL', 'a pipelined broadcast sent fewer bytes than announced');
+  return decodeValue(Encoding.RAW, elem, out);
 }
 
 export async function scatter(r: Round, values: unknown, root: number): Promise<unknown> {

@@ -24,6 +24,8 @@ export const Encoding = {
   F64: 4,
   /** undefined, null, false or true: one byte */
   CONST: 5,
+  /** collectives only: a large typed array follows in RAW segments (JSON header) */
+  SEGMENTED: 6,
 } as const;
 
 const CONSTANTS = [undefined, null, false, true] as const;
