@@ -190,11 +190,12 @@ describe('errors thrown by the function', () => {
       if (row.includes('s7')) throw new RangeError(`bad row ${row.length}`);
       return 1;
     }).catch((e) => e);
-    const at = (df.column('s') as dfd.Series).values.indexOf('s7');
+    // The first failure to arrive wins (fail fast): any row holding 's7'.
+    const at = err.position;
+    expect((df.column('s') as dfd.Series).values[at]).toBe('s7');
     expect(err).toBeInstanceOf(RangeError);
     expect(err.name).toBe('RangeError');
     expect(err.message).toMatch(/^bad row \d$/);
-    expect(err.position).toBe(at);
     expect(err.label).toBe(df.index[at]);
     expect(err.where).toBe(`row ${at} (index ${at})`);
     expect(err.remoteStack).toContain('checkRow');
@@ -238,6 +239,17 @@ describe('errors thrown by the function', () => {
       return v;
     }).catch((e) => e);
     expect(e3.position).toBe(1234);
+  });
+
+  it('a worker that dies mid-call is ERR_PEER_LOST; the pool recovers', async () => {
+    const nums = F.makeNumbers(5000);
+    const err = await parallelApply(nums, (row: number[]) => {
+      if (row[0]! > 9.99) process.exit(3);
+      return 1;
+    }).catch((e) => e);
+    expect(err.code).toBe('ERR_PEER_LOST');
+    expect(err.message).toContain('exited with code 3');
+    await same(() => parallelApply(nums, F.rowLength), () => nums.apply(F.rowLength));
   });
 
   it('fails fast: the other chunks are cancelled, the busy workers replaced', async () => {

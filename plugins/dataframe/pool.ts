@@ -175,7 +175,8 @@ export class Pool {
           else pump();
         };
         w.onExit = (why) => {
-          if (w.inflight.size > 0 || !w.ready) {
+          // Its chunks are lost, or no worker is left for the chunks not sent yet.
+          if (w.inflight.size > 0 || used.every((x) => x.dead)) {
             finish(new TsmpiError('ERR_PEER_LOST', `tsmpi/dataframe: worker process ${w.pid} ${why} while running the call`));
           }
         };
