@@ -137,6 +137,24 @@ describe('context, function forms, options', () => {
     await same(() => parallelApply(df, methods.width), () => df.apply(methods.width));
   });
 
+  it('a labelled index, a low-memory frame, mixed-type columns, dates', async () => {
+    const labelled = new dfd.DataFrame(
+      { v: [1.5, 2, null, 4], w: ['a', 'b', 'c', 'd'] },
+      { index: ['r1', 'r2', 'r3', 'r4'] },
+    );
+    const low = new dfd.DataFrame({ v: [1, 2, 3], w: [true, false, true] }, { config: { lowMemoryMode: true } });
+    const mixed = new dfd.DataFrame([[1, 'a', new Date(0)], ['b', 2, new Date(1e12)], [true, null, new Date(5)]], { columns: ['p', 'q', 'r'] });
+    for (const d of [labelled, low, mixed]) {
+      await same(() => parallelApply(d, F.rowLength), () => d.apply(F.rowLength));
+      await same(() => parallelApply(d, F.colCount, { axis: 0 }), () => d.apply(F.colCount, { axis: 0 }));
+      await same(() => parallelApplyMap(d, F.cellTag), () => d.applyMap(F.cellTag));
+    }
+    const dates = (row: unknown[]) => row.filter((v) => v instanceof Date).map((v) => (v as Date).getTime())[0] ?? -1;
+    await same(() => parallelApply(mixed, dates), () => mixed.apply(dates));
+    const s = new dfd.Series([3, 1, 2], { index: ['x', 'y', 'z'] });
+    await same(() => parallelMap(s, F.valueAt), () => s.map(F.valueAt));
+  });
+
   it('a lookup table in parallelMap is mapped as danfojs maps it', async () => {
     const s = new dfd.Series(['a', 'b', 'c', 'a']);
     await same(() => parallelMap(s, { a: 'A', b: 'B' } as never), () => s.map({ a: 'A', b: 'B' }));
