@@ -12,8 +12,24 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve as resolvePath, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
-import { dataframeEntry, runtimeEntry } from './paths.js';
-import { DATAFRAME_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
+import { dataframeEntry, distDir, runtimeEntry } from './paths.js';
+import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
+
+/** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
+function packageName(specifier: string): string {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+}
+
+/** tsmpi's own runtime dependencies: every tsmpid host has them installed. */
+const OWN_DEPENDENCIES: Set<string> = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(join(distDir, '..', 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    return new Set(Object.keys(pkg.dependencies ?? {}));
+  } catch {
+    return new Set<string>();
+  }
+})();
 
 export class CompileError extends Error {
   override name = 'CompileError';
@@ -36,8 +52,12 @@ const resolver = (target: Target): Plugin => ({
       const own = OWN[target][args.path];
       if (own) return { path: own, external: true };
       if (isBuiltin(args.path)) return { path: args.path, external: true };
-      // A remote host has none of this machine's packages: bundle them.
-      if (target === 'remote') return undefined;
+      if (target === 'remote') {
+        // The daemon's install has tsmpi's own dependencies; anything else is bundled.
+        const pkg = packageName(args.path);
+        if (OWN_DEPENDENCIES.has(pkg)) return { path: PACKAGE_PLACEHOLDER + args.path, external: true };
+        return undefined;
+      }
       if (/^[A-Za-z]:[\\/]/.test(args.path)) return undefined;
       const r = await build.resolve(args.path, {
         kind: args.kind,
