@@ -378,7 +378,9 @@ export class Job {
     if (!this.ranks.every((r) => r.address !== null || r.exited)) return;
     this.tableSent = true;
     const addresses = this.ranks.map((r) => (r.exited ? null : r.address));
-    for (const r of this.ranks) if (!r.exited) r.where?.send(r.rank, { t: 'table', addresses });
+    // One decision for the whole job: a crowded host slows every collective.
+    const crowded = this.hosts.some((h) => h.ranks.length > h.slots);
+    for (const r of this.ranks) if (!r.exited) r.where?.send(r.rank, { t: 'table', addresses, crowded });
   }
 
   private onExit(r: RankState, code: number | null, signal: NodeJS.Signals | null): void {

@@ -1,5 +1,6 @@
 /** Ranks on this machine: child processes talking over a local control socket. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { socketTransport } from '../runtime/transport/socket.js';
 import type { Listener } from '../runtime/transport/transport.js';
 import type { LauncherToRank } from '../runtime/wire/control.js';
@@ -31,6 +32,7 @@ export { localAddress };
 export class LocalHost implements RankHost {
   readonly name: string;
   readonly ranks: readonly number[];
+  readonly slots = availableParallelism();
   private control: ControlServer | null = null;
   private listener: Listener | null = null;
   private readonly children = new Map<number, ChildProcess>();

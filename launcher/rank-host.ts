@@ -16,6 +16,8 @@ export interface RankHost {
   /** the name the user gave (`localhost`, `hostB`) */
   readonly name: string;
   readonly ranks: readonly number[];
+  /** cores the host has for ranks (more ranks than this: crowded) */
+  readonly slots: number;
   /** Start the ranks; resolves once they are running. */
   start(events: HostEvents): Promise<void>;
   send(rank: number, m: LauncherToRank): boolean;

@@ -60,6 +60,8 @@ export class RemoteHost implements RankHost {
   private started = false;
   /** the address this machine has on the way to the host (local ranks listen there) */
   localAddress = '127.0.0.1';
+  /** the cores (slots) the daemon offers, from its challenge */
+  slots = 1;
 
   constructor(private readonly s: RemoteHostSpec) {
     this.name = s.host.name;
@@ -111,6 +113,7 @@ export class RemoteHost implements RankHost {
     const challenge = await this.next('challenge');
     if (challenge.t !== 'challenge') throw new TsmpiError('ERR_PROTOCOL', `${this.where}: expected a challenge`);
     if (challenge.v !== CONTROL_VERSION) throw new TsmpiError('ERR_PROTOCOL', `${this.where} speaks protocol ${challenge.v}, this launcher ${CONTROL_VERSION}`);
+    this.slots = challenge.slots;
     const nonce = Buffer.from(challenge.nonce, 'base64');
     const staging = stagingKeyPair();
     this.fileKey = deriveFileKey(staging.secretKey, Buffer.from(challenge.staging, 'base64'), nonce);

@@ -3,7 +3,7 @@
  * TSMPI_* environment is set) it joins the job through the launcher's control
  * channel; otherwise it is a singleton world of size 1 where every call works.
  */
-import { availableParallelism, hostname, totalmem } from 'node:os';
+import { hostname, totalmem } from 'node:os';
 import { Comm } from './comm.js';
 import { ControlClient } from './control.js';
 import { Engine } from './engine.js';
@@ -172,6 +172,7 @@ async function makeWorld(): Promise<World> {
   const contact = formatContact(hostId, listeners.map((x) => x.address));
   const engine = new Engine(l.rank);
   const timeoutS = Number(process.env[ENV.initTimeout] ?? 120);
+  let crowdedJob = false;
   const table = await new Promise<(string | null)[]>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new TsmpiError('ERR_TIMEOUT', `init(): the other ranks did not all start within ${timeoutS} s`)),
@@ -180,6 +181,7 @@ async function makeWorld(): Promise<World> {
     l.control.onMessage((m) => {
       if (m.t === 'table') {
         clearTimeout(timer);
+        crowdedJob = m.crowded === true;
         resolve(m.addresses);
       } else if (m.t === 'refused') {
         clearTimeout(timer);
@@ -203,10 +205,10 @@ async function makeWorld(): Promise<World> {
   });
   const w = new World(l.rank, l.size, l.host, fabric, engine, l.control);
   currentFabric = fabric;
-  const here = table.filter((c) => c !== null && c.startsWith(`@${hostId} `)).length;
-  // TSMPI_CROWDED=0|1 overrides the guess (tests run both algorithm families).
+  // The launcher decides for the whole job, so every rank picks the same
+  // algorithms; TSMPI_CROWDED=0|1 overrides it (tests run both families).
   const forced = process.env.TSMPI_CROWDED;
-  w.crowded = forced === '1' ? true : forced === '0' ? false : here > availableParallelism();
+  w.crowded = forced === '1' ? true : forced === '0' ? false : crowdedJob;
   table.forEach((address, r) => {
     if (address === null && r !== l.rank) engine.peerGone(r, 'it ended without joining the job');
   });

@@ -48,7 +48,8 @@ export interface RankStats {
 }
 
 export type LauncherToRank =
-  | { t: 'table'; addresses: (string | null)[] }
+  /** `crowded`: some host runs more ranks than it has cores (every rank picks the same algorithms) */
+  | { t: 'table'; addresses: (string | null)[]; crowded?: boolean }
   | { t: 'gone'; rank: number }
   | { t: 'dump' }
   /** the script is ready: import it (ranks start while the launcher compiles) */
