@@ -130,6 +130,10 @@ export class Daemon {
   async close(): Promise<void> {
     this.server?.close();
     await Promise.all([...this.sessions].map((s) => s.shutdown('the daemon is stopping')));
+    // a launcher that does not read its last messages must not hold up the exit
+    setTimeout(() => {
+      for (const s of this.sessions) s.drop();
+    }, 1000).unref();
   }
 }
 
@@ -158,6 +162,8 @@ class Session {
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly peer: string;
   private ended: Promise<void> | null = null;
+  /** rank output streams paused until the connection drains */
+  private readonly held = new Set<NodeJS.ReadableStream>();
 
   constructor(
     private readonly d: Daemon,
@@ -200,6 +206,9 @@ class Session {
   }
 
   private onControl(v: unknown): void {
+    // The job is over here, but the launcher may not have read that yet (it
+    // still sends 'gone' notices, pings): nothing it says matters any more.
+    if (this.state === 'ending') return;
     this.touch();
     const m = parseToDaemon(v);
     switch (m.t) {
@@ -265,6 +274,7 @@ class Session {
   }
 
   private onData(h: FrameHeader, payload: Buffer): void {
+    if (this.state === 'ending') return;
     this.touch();
     if (this.state !== 'staging') throw new TsmpiError('ERR_PROTOCOL', 'file data outside staging');
     const r = this.receivers[h.ctx];
@@ -352,7 +362,14 @@ class Session {
       // The launcher reads slower than the rank writes: hold the rank's output.
       const s = stream === 1 ? child.stdout! : child.stderr!;
       s.pause();
-      this.socket.once('drain', () => s.resume());
+      // one 'drain' listener for every held stream (one each would pile up)
+      if (this.held.size === 0) {
+        this.socket.once('drain', () => {
+          for (const h of this.held) h.resume();
+          this.held.clear();
+        });
+      }
+      this.held.add(s);
     }
   }
 
@@ -365,6 +382,11 @@ class Session {
         // already gone
       }
     }
+  }
+
+  /** Close the connection now, whatever is still unsent. */
+  drop(): void {
+    this.socket.destroy();
   }
 
   /** End the job: ranks ended (SIGTERM, then SIGKILL), folder removed, connection closed. */
@@ -387,7 +409,15 @@ class Session {
       if (this.dir) rmSync(this.dir, { recursive: true, force: true });
       if (wasRunning) this.d.o.log(`${this.peer}: job ended (${reason}); folder removed`);
       this.conn.end();
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      if (this.socket.destroyed) return;
+      // The launcher closes its end once it read everything (the last output,
+      // the exits); a slow reader still gets it all, a peer that never reads
+      // or never closes is cut off.
+      const cut = setTimeout(() => this.socket.destroy(), 30_000).unref();
+      this.socket.once('finish', () => {
+        clearTimeout(cut);
+        setTimeout(() => this.socket.destroy(), 1000).unref();
+      });
     })();
     return this.ended;
   }
