@@ -17,6 +17,20 @@ import { CHUNK, deriveFileKey, sealFile, stagingKeyPair } from './staging.js';
 import { peerFingerprint, tlsChannelBinding, type TlsIdentity } from './x509.js';
 
 const HEARTBEAT_MS = 2000;
+/** Bytes of sealed file data queued on the connection before staging waits. */
+const STAGING_IN_FLIGHT = 8 * 1024 * 1024;
+
+function drained(socket: import('node:net').Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
 /** No word from a host for this long and it is considered lost. */
 export const HOST_SILENCE_MS = 10_000;
 
@@ -166,12 +180,10 @@ export class RemoteHost implements RankHost {
     for (const [i, f] of s.files.entries()) {
       for await (const c of sealFile(f.path, this.fileKey!, i)) {
         if (conn.isClosed) throw new TsmpiError('ERR_PEER_LOST', `${this.where} closed the connection while files were staged`);
-        if (!conn.sendData({ ctx: i, seq: c.chunkIndex, tag: c.last ? 1 : 0 }, c.sealed)) {
-          await new Promise<void>((resolve) => {
-            conn.socket.once('drain', resolve);
-            conn.socket.once('close', resolve);
-          });
-        }
+        conn.sendData({ ctx: i, seq: c.chunkIndex, tag: c.last ? 1 : 0 }, c.sealed);
+        // Keep several chunks in flight (sealing here, opening and writing there
+        // overlap), but a bounded number: wait while too much is queued.
+        if (conn.socket.writableLength > STAGING_IN_FLIGHT) await drained(conn.socket);
       }
     }
     conn.sendControl({ t: 'start' });
