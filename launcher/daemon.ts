@@ -13,7 +13,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,11 +28,24 @@ import { ENV } from '../runtime/world.js';
 import { ControlServer } from './control-server.js';
 import { FramedConn } from './framed.js';
 import { parseAuthorizedKeys, verifyChallenge } from './keys.js';
-import { dataframeEntry, rankMain, runtimeEntry } from './paths.js';
+import { dataframeEntry, distDir, rankMain, runtimeEntry } from './paths.js';
 import { CHUNK, deriveFileKey, FileReceiver, safeJobPath, stagingKeyPair } from './staging.js';
 import { loadOrCreateTlsIdentity, tlsChannelBinding, type TlsIdentity } from './x509.js';
 
-import { DATAFRAME_PLACEHOLDER, RUNTIME_PLACEHOLDER, SCRIPT_FILE } from './placeholders.js';
+import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER_PATTERN, RUNTIME_PLACEHOLDER, SCRIPT_FILE } from './placeholders.js';
+
+/**
+ * Where this install's copy of a package tsmpi depends on lives, as a file URL
+ * (a remote job imports it from here). Unknown packages are left for the import
+ * to fail with Node's own clear message.
+ */
+function ownPackageUrl(spec: string): string {
+  try {
+    return pathToFileURL(createRequire(join(distDir, '..', 'package.json')).resolve(spec)).href;
+  } catch {
+    return spec;
+  }
+}
 
 export interface DaemonOptions {
   host: string;
@@ -82,6 +96,10 @@ export class Daemon {
     this.o.workdir = resolve(this.o.workdir);
     mkdirSync(this.o.workdir, { recursive: true, mode: 0o700 });
     mkdirSync(join(this.o.workdir, 'jobs'), { recursive: true, mode: 0o700 });
+    // Folders of jobs a crashed daemon could not end: nothing runs in them now.
+    for (const name of readdirSync(join(this.o.workdir, 'jobs'))) {
+      if (name.startsWith('job-')) rmSync(join(this.o.workdir, 'jobs', name), { recursive: true, force: true });
+    }
     this.identity = loadOrCreateTlsIdentity(this.o.workdir, `tsmpid ${hostname()}`);
     // Keys are read now so a bad file fails at start; they are read again per connection.
     this.authorizedKeys();
@@ -171,7 +189,8 @@ class Session {
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
-    this.conn = new FramedConn(socket, CHUNK + 1024, UNAUTH_CONTROL, {
+    // Before authentication nothing larger than a small control message is read.
+    this.conn = new FramedConn(socket, UNAUTH_CONTROL, UNAUTH_CONTROL, {
       control: (v) => this.onControl(v),
       data: (h, p) => this.onData(h, p),
       close: (err) => {
@@ -250,7 +269,7 @@ class Session {
     this.fileKey = deriveFileKey(this.staging.secretKey, Buffer.from(m.staging, 'base64'), this.nonce);
     clearTimeout(this.handshakeTimer);
     this.state = 'authed';
-    this.conn.maxControl = AUTH_CONTROL;
+    this.conn.limit(Math.max(CHUNK + 1024, AUTH_CONTROL), AUTH_CONTROL);
     this.d.o.log(`${this.peer}: authenticated`);
     this.conn.sendControl({ t: 'welcome' });
   }
@@ -300,7 +319,8 @@ class Session {
     const scriptPath = join(dir, SCRIPT_FILE);
     const text = readFileSync(scriptPath, 'utf8')
       .replaceAll(RUNTIME_PLACEHOLDER, pathToFileURL(runtimeEntry).href)
-      .replaceAll(DATAFRAME_PLACEHOLDER, pathToFileURL(dataframeEntry).href);
+      .replaceAll(DATAFRAME_PLACEHOLDER, pathToFileURL(dataframeEntry).href)
+      .replace(PACKAGE_PLACEHOLDER_PATTERN, (_, spec: string) => ownPackageUrl(spec));
     writeFileSync(scriptPath, text);
     const local = (name: string) =>
       process.platform === 'win32' ? `pipe:\\\\.\\pipe\\tsmpid-${dir.split(/[\\/]/).pop()}-${name}` : `unix:${join(own, `${name}.sock`)}`;

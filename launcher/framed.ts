@@ -21,6 +21,7 @@ export class FramedConn {
   private error: Error | undefined;
   /** most control payload accepted (tightened before authentication) */
   maxControl: number;
+  private readonly decoder: FrameDecoder;
 
   constructor(
     readonly socket: Socket,
@@ -29,7 +30,7 @@ export class FramedConn {
     private readonly h: FramedHandlers,
   ) {
     this.maxControl = maxControl;
-    const decoder = new FrameDecoder(
+    const decoder = (this.decoder = new FrameDecoder(
       (hdr, payload) => {
         if (hdr.type === FrameType.CONTROL) {
           if (payload.length > this.maxControl) throw new TsmpiError('ERR_PROTOCOL', `a control message of ${payload.length} bytes exceeds ${this.maxControl}`);
@@ -38,7 +39,7 @@ export class FramedConn {
         else throw new TsmpiError('ERR_PROTOCOL', `frame type ${hdr.type} is not used between launcher and daemon`);
       },
       { maxPayload },
-    );
+    ));
     socket.on('data', (chunk: Buffer) => {
       if (this.closed) return;
       try {
@@ -55,6 +56,12 @@ export class FramedConn {
       this.closed = true;
       this.h.close(this.error);
     });
+  }
+
+  /** Set the limits for what follows: any frame, and control messages. */
+  limit(maxPayload: number, maxControl: number): void {
+    this.decoder.maxPayload = maxPayload;
+    this.maxControl = maxControl;
   }
 
   get isClosed(): boolean {

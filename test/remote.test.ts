@@ -211,6 +211,13 @@ describe('a job over localhost and two tsmpid hosts', () => {
     expect(A.stderr + B.stderr).not.toMatch(/MaxListenersExceeded|Warning/);
   });
 
+  it("a remote script imports tsmpi's own dependencies (danfojs-node, tweetnacl) from the host's install", async () => {
+    const r = await job(['localhost slots=1', A.line(1)], 2, fixture('remote-deps.ts'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('0:32:3x1 1:32:3x1');
+    await noJobsLeft(A);
+  });
+
   it('runs collectives when a remote host holds more ranks than it has cores', async () => {
     // Every rank must pick the same collective algorithms, wherever it runs
     // and however crowded its own host is.

@@ -131,7 +131,8 @@ export interface DecoderOptions {
  * After a protocol error every later `push` throws the same error.
  */
 export class FrameDecoder {
-  private readonly maxPayload: number;
+  /** Largest payload accepted; may change between frames (a daemon raises it after authentication). */
+  maxPayload: number;
   private readonly ownThreshold: number;
   private readonly header = Buffer.alloc(HEADER_SIZE);
   private headerFill = 0;
