@@ -151,6 +151,12 @@ export function loadOrCreateTlsIdentity(dir: string, commonName: string): TlsIde
       file = certFile;
       writeFileSync(certFile, id.cert, { mode: 0o644, flag: 'wx' });
     } catch (e) {
+      // Another daemon starting on the same workdir won the race: use its key.
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && file === keyFile) {
+        const until = Date.now() + 2000;
+        while (readPem(certFile) === null && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        return loadOrCreateTlsIdentity(dir, commonName);
+      }
       throw new TsmpiError('ERR_ARG', `cannot create ${file}: ${(e as Error).message}`, { cause: e });
     }
     return id;
