@@ -145,8 +145,17 @@ describe('round trip of the corpus', () => {
       withObjectString: false,
       withBoxedValues: true,
     });
+    // util.isDeepStrictEqual calls an invalid Date unequal to itself: leave those out of the oracle.
+    const invalidDate = (x: unknown, seen = new Set<unknown>()): boolean => {
+      if (x instanceof Date) return Number.isNaN(x.getTime());
+      if (typeof x !== 'object' || x === null || seen.has(x)) return false;
+      seen.add(x);
+      const kids = x instanceof Map ? [...x.keys(), ...x.values()] : x instanceof Set ? [...x] : Object.values(x);
+      return kids.some((k) => invalidDate(k, seen));
+    };
     fc.assert(
       fc.property(value, (v) => {
+        fc.pre(!invalidDate(v));
         expect(isDeepStrictEqual(roundTrip(v), v)).toBe(true);
       }),
       { numRuns: 200 },
