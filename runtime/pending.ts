@@ -14,7 +14,7 @@ interface Entry {
 export class PendingRegistry {
   private readonly entries = new Set<Entry>();
   private alive = false;
-  private releasing = false;
+  private releaseTimer: NodeJS.Timeout | null = null;
   /** Called with true when the first wait starts and false some time after the last one ended. */
   keepAlive: (on: boolean) => void = () => {};
 
@@ -35,19 +35,20 @@ export class PendingRegistry {
   }
 
   /**
-   * Let the process end once nothing is pending. Deferred by a turn of the event
-   * loop: a program that waits again at once (a ping-pong) never toggles.
+   * Let the process end once nothing has been pending for a moment. Checked at
+   * most every 50 ms: a program that waits again at once (a ping-pong) pays
+   * nothing per operation, and a finished program exits within 50 ms.
    */
   private release(): void {
-    if (this.releasing) return;
-    this.releasing = true;
-    setImmediate(() => {
-      this.releasing = false;
+    if (this.releaseTimer) return;
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = null;
       if (this.entries.size === 0 && this.alive) {
         this.alive = false;
         this.keepAlive(false);
       }
-    });
+    }, 50);
+    this.releaseTimer.unref();
   }
 
   get size(): number {
