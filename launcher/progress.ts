@@ -4,6 +4,7 @@
  * a terminal; otherwise a plain line every few seconds when something changed.
  * Ranks that never report add nothing; a job that never reports draws nothing.
  */
+import { formatDuration } from '../runtime/format.js';
 export interface ProgressOptions {
   tty: boolean;
   write(text: string): void;
@@ -13,13 +14,7 @@ export interface ProgressOptions {
   now?: () => number;
 }
 
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
+export { formatDuration };
 
 export class ProgressBar {
   private readonly ranks = new Map<number, { done: number; total: number }>();

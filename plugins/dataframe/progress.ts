@@ -4,6 +4,7 @@
  * stderr is not a terminal, a plain line at most every 2 seconds and one at the
  * end.
  */
+import { formatDuration } from '../../runtime/format.js';
 
 export interface BarOptions {
   /** e.g. `parallelApply` */
@@ -16,13 +17,7 @@ export interface BarOptions {
   now?: () => number;
 }
 
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
+export { formatDuration };
 
 function formatCount(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)}M`;
