@@ -235,6 +235,8 @@ class Session {
         return this.onAuth(m);
       case 'job':
         return this.onJob(m);
+      case 'digest':
+        return this.onDigest(m);
       case 'start':
         this.onStart().catch((e: unknown) => this.refuse(e instanceof TsmpiError ? e : new TsmpiError('ERR_ARG', `cannot start the job: ${(e as Error).message}`, { cause: e })));
         return;
@@ -287,7 +289,8 @@ class Session {
       if (seen.has(path)) throw new TsmpiError('ERR_PROTOCOL', `the file ${JSON.stringify(f.name)} is staged twice`);
       seen.add(path);
     }
-    this.receivers = m.files.map((f, i) => new FileReceiver(this.dir!, this.fileKey!, i, f.name, f.size, f.sha256));
+    // An empty digest comes after the file's data (the launcher hashes while it seals).
+    this.receivers = m.files.map((f, i) => new FileReceiver(this.dir!, this.fileKey!, i, f.name, f.size, f.sha256 === '' ? null : f.sha256));
     this.job = m;
     this.state = 'staging';
   }
@@ -300,10 +303,18 @@ class Session {
     if (!r) throw new TsmpiError('ERR_PROTOCOL', `file data for unknown file #${h.ctx}`);
     const last = h.tag === 1;
     r.push(h.seq, last, payload);
-    if (last) {
+    if (last && r.hasDigest) {
       r.finish();
       this.filesDone++;
     }
+  }
+
+  private onDigest(m: Extract<LauncherToDaemon, { t: 'digest' }>): void {
+    if (this.state !== 'staging') throw new TsmpiError('ERR_PROTOCOL', 'a digest outside staging');
+    const r = this.receivers[m.file];
+    if (!r || r.hasDigest) throw new TsmpiError('ERR_PROTOCOL', `a digest for file #${m.file}, which has one or does not exist`);
+    r.finish(m.sha256);
+    this.filesDone++;
   }
 
   private async onStart(): Promise<void> {

@@ -241,7 +241,8 @@ export class Job {
       const failed = await compileFailed();
       if (failed !== null) return failed;
       const files: StagedSource[] = [{ path: remoteCompiled, name: SCRIPT_FILE, ...(await fileDigest(remoteCompiled)) }];
-      for (const f of spec.files) files.push({ path: f, name: stagedName(f), ...(await fileDigest(f)) });
+      // Large files are hashed while they are sealed; their digests follow their data.
+      for (const f of spec.files) files.push({ path: f, name: stagedName(f), size: statSync(f).size, sha256: '' });
       for (const p of remote) {
         remotes.push(
           new RemoteHost({

@@ -5,6 +5,7 @@
  * job's files sealed end to end, then the daemon's relay of control messages,
  * output and exits. Heartbeats find a host that died or was cut off.
  */
+import { createHash } from 'node:crypto';
 import * as tls from 'node:tls';
 import { TsmpiError } from '../runtime/errors.js';
 import { CONTROL_VERSION, parseDaemonMessage, type DaemonToLauncher, type LauncherToRank, type StagedFile } from '../runtime/wire/control.js';
@@ -178,13 +179,16 @@ export class RemoteHost implements RankHost {
       tlsCert: s.credential.cert,
     });
     for (const [i, f] of s.files.entries()) {
-      for await (const c of sealFile(f.path, this.fileKey!, i)) {
+      // Hashed while sealed (one read of the file); the digest follows the data.
+      const hash = f.sha256 === '' ? createHash('sha256') : undefined;
+      for await (const c of sealFile(f.path, this.fileKey!, i, hash)) {
         if (conn.isClosed) throw new TsmpiError('ERR_PEER_LOST', `${this.where} closed the connection while files were staged`);
         conn.sendData({ ctx: i, seq: c.chunkIndex, tag: c.last ? 1 : 0 }, c.sealed);
         // Keep several chunks in flight (sealing here, opening and writing there
         // overlap), but a bounded number: wait while too much is queued.
         if (conn.socket.writableLength > STAGING_IN_FLIGHT) await drained(conn.socket);
       }
+      if (hash) conn.sendControl({ t: 'digest', file: i, sha256: hash.digest('hex') });
     }
     conn.sendControl({ t: 'start' });
     const started = await this.next('started');

@@ -168,7 +168,7 @@ export class FileReceiver {
   private readonly target: string;
   private readonly tempPath: string;
   private readonly hash: Hash = createHash('sha256');
-  private readonly expected: Buffer;
+  private expected: Buffer | null;
   private fd: number | null = null;
   private created = false;
   private nextChunk = 0;
@@ -182,14 +182,14 @@ export class FileReceiver {
     private readonly fileIndex: number,
     private readonly name: string,
     private readonly size: number,
-    sha256hex: string,
+    /** the file's SHA-256, or null when it comes after the data (see finish) */
+    sha256hex: string | null,
   ) {
     checkKey(key);
     this.target = safeJobPath(jobDir, name);
     if (!Number.isSafeInteger(size) || size < 0) throw new TsmpiError('ERR_PROTOCOL', `${name}: declared size must be a non-negative integer, got ${size}`);
-    if (typeof sha256hex !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256hex)) throw new TsmpiError('ERR_PROTOCOL', `${name}: declared sha256 must be 64 hex digits`);
+    this.expected = sha256hex === null ? null : parseDigest(name, sha256hex);
     nonceAndAad(fileIndex, 0, false); // validates fileIndex
-    this.expected = Buffer.from(sha256hex, 'hex');
     this.tempPath = nodePath.join(nodePath.resolve(jobDir), `.tsmpi-part-${fileIndex}-${randomBytes(8).toString('hex')}`);
   }
 
@@ -230,11 +230,21 @@ export class FileReceiver {
     if (last) this.lastSeen = true;
   }
 
-  finish(): string {
+  /** Whether the digest was declared up front (else finish needs it). */
+  get hasDigest(): boolean {
+    return this.expected !== null;
+  }
+
+  finish(sha256hex?: string): string {
     if (this.state !== 'open') throw new TsmpiError('ERR_PROTOCOL', `${this.name}: finish after the file was ${this.state}`);
+    if (sha256hex !== undefined) {
+      if (this.expected !== null) this.fail('ERR_PROTOCOL', 'a digest was declared twice');
+      this.expected = parseDigest(this.name, sha256hex);
+    }
+    if (this.expected === null) this.fail('ERR_PROTOCOL', 'no digest was declared');
     if (!this.lastSeen) this.fail('ERR_AUTH', 'truncated: its last chunk never came');
     if (this.written !== this.size) this.fail('ERR_AUTH', `${this.written} bytes came, ${this.size} were declared`);
-    if (!timingSafeEqual(this.hash.digest(), this.expected)) this.fail('ERR_AUTH', 'SHA-256 does not match the declared digest');
+    if (!timingSafeEqual(this.hash.digest(), this.expected!)) this.fail('ERR_AUTH', 'SHA-256 does not match the declared digest');
     try {
       closeSync(this.fd!);
       this.fd = null;
@@ -304,7 +314,16 @@ async function fill(fh: FileHandle, buf: Buffer): Promise<number> {
  * The sealed chunks of a file, in order: every chunk CHUNK bytes but the last
  * (an empty file is one empty last chunk).
  */
-export async function* sealFile(path: string, key: Buffer, fileIndex: number): AsyncGenerator<{ chunkIndex: number; last: boolean; sealed: Buffer }> {
+function parseDigest(name: string, sha256hex: string): Buffer {
+  if (typeof sha256hex !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256hex)) throw new TsmpiError('ERR_PROTOCOL', `${name}: declared sha256 must be 64 hex digits`);
+  return Buffer.from(sha256hex, 'hex');
+}
+
+/**
+ * Seal a file chunk by chunk. With `hash`, the plain bytes are hashed on the way
+ * (one read of the file for both), so the digest can follow the data.
+ */
+export async function* sealFile(path: string, key: Buffer, fileIndex: number, hash?: Hash): AsyncGenerator<{ chunkIndex: number; last: boolean; sealed: Buffer }> {
   checkKey(key);
   const fh = await open(path, 'r');
   try {
@@ -315,6 +334,7 @@ export async function* sealFile(path: string, key: Buffer, fileIndex: number): A
     for (let chunkIndex = 0; ; chunkIndex++) {
       const nextLength = curLength < CHUNK ? 0 : await fill(fh, next);
       const last = nextLength === 0;
+      hash?.update(cur.subarray(0, curLength));
       yield { chunkIndex, last, sealed: sealChunk(key, fileIndex, chunkIndex, last, cur.subarray(0, curLength)) };
       if (last) return;
       [cur, next] = [next, cur];

@@ -397,3 +397,35 @@ describe('throughput (printed, not asserted)', () => {
     expect(d.size).toBe(64 * CHUNK);
   });
 });
+
+describe('a digest that follows the data (hashed while sealed)', () => {
+  it('accepts the right digest after the last chunk, refuses a wrong or a second one', async () => {
+    const { createHash } = await import('node:crypto');
+    const dir = tempDir();
+    const file = join(dir, 'src.bin');
+    writeFileSync(file, randomBytes(CHUNK + 123));
+    const key = sharedKey();
+    const run = async (digest: (right: string) => string, twice = false) => {
+      const jobDir = mkdtempSync(join(dir, 'job-'));
+      const r = new FileReceiver(jobDir, key, 0, 'out.bin', CHUNK + 123, null);
+      expect(r.hasDigest).toBe(false);
+      const hash = createHash('sha256');
+      for await (const c of sealFile(file, key, 0, hash)) r.push(c.chunkIndex, c.last, c.sealed);
+      const right = hash.digest('hex');
+      expect(right).toBe((await fileDigest(file)).sha256);
+      if (twice) {
+        const r2 = new FileReceiver(jobDir, key, 1, 'two.bin', 0, right);
+        expectCode(() => r2.finish(right), 'ERR_PROTOCOL');
+      }
+      return { jobDir, result: () => r.finish(digest(right)) };
+    };
+    const good = await run((d) => d);
+    expect(readFileSync(good.result())).toEqual(readFileSync(file));
+    const bad = await run((d) => (d[0] === '0' ? '1' : '0') + d.slice(1));
+    expectCode(bad.result, 'ERR_AUTH');
+    expect(leftovers(bad.jobDir)).toEqual([]);
+    await run((d) => d, true);
+    const none = new FileReceiver(mkdtempSync(join(dir, 'job-')), key, 0, 'x.bin', 0, null);
+    expectCode(() => none.finish(), 'ERR_PROTOCOL');
+  });
+});

@@ -132,6 +132,8 @@ export type LauncherToDaemon =
       tlsKey: string;
       tlsCert: string;
     }
+  /** a staged file's SHA-256, after its last chunk, when `job` left it empty */
+  | { t: 'digest'; file: number; sha256: string }
   | { t: 'start' }
   | { t: 'ctl'; rank: number; m: LauncherToRank }
   | { t: 'kill'; signal: string }
@@ -161,6 +163,7 @@ const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = 
     tlsKey: 'string',
     tlsCert: 'string',
   },
+  digest: { file: 'number', sha256: 'string' },
   start: {},
   ctl: { rank: 'number', m: 'object' },
   kill: { signal: 'string' },
