@@ -1,9 +1,9 @@
 // Launcher identities, authorized keys, challenge signatures and known hosts.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_KEY_DIR,
   KnownHosts,
@@ -14,30 +14,12 @@ import {
   signChallenge,
   verifyChallenge,
 } from '../launcher/keys.js';
-import { isTsmpiError } from '../runtime/errors.js';
+import { throwsCode as expectCode, tempDirs } from './expect-code.js';
+
+const tempDir = tempDirs('keys-test');
 
 const posix = process.platform !== 'win32';
-const tmps: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'keys-test-'));
-  tmps.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of tmps.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
-function expectCode(fn: () => unknown, code: string, text?: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(isTsmpiError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code).toBe(code);
-    if (text) expect((e as Error).message).toContain(text);
-    return;
-  }
-  throw new Error(`expected ${code}, nothing was thrown`);
-}
 
 const FP_A = 'sha256:' + 'a'.repeat(64);
 const FP_B = 'sha256:' + 'b'.repeat(64);

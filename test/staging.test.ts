@@ -1,34 +1,17 @@
 // Encrypted file staging: key agreement, sealed chunks, the receiver's checks,
 // and job-folder path safety on POSIX and Windows path rules.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import path, { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CHUNK, FileReceiver, deriveFileKey, fileDigest, openChunk, safeJobPath, sealChunk, sealFile, stagingKeyPair } from '../launcher/staging.js';
 import { isTsmpiError } from '../runtime/errors.js';
+import { throwsCode as expectCode, tempDirs } from './expect-code.js';
 
-const tmps: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'staging-test-'));
-  tmps.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of tmps.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('staging-test');
 
-function expectCode(fn: () => unknown, code: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(isTsmpiError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code).toBe(code);
-    return;
-  }
-  throw new Error(`expected ${code}, nothing was thrown`);
-}
+
 
 function sharedKey(): Buffer {
   const a = stagingKeyPair();

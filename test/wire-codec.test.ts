@@ -19,22 +19,13 @@ import { FrameDecoder, FrameType, encodeFrame } from '../runtime/wire/frame.js';
 import { TsmpiError } from '../runtime/errors.js';
 import { corpus } from './fixtures/corpus.js';
 import { sameValue } from './fixtures/check.js';
+import { throwsCode } from './expect-code.js';
 
 function roundTrip(v: unknown): unknown {
   const e = encodeValue(v);
   return decodeValue(e.enc, e.elem, flatten(e));
 }
 
-function throwsCode(fn: () => unknown, code: string): TsmpiError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TsmpiError);
-    expect((e as TsmpiError).code).toBe(code);
-    return e as TsmpiError;
-  }
-  throw new Error(`expected ${code}, nothing was thrown`);
-}
 
 /** Copy `bytes` into a bigger buffer at `offset` and return the view of them. */
 function embed(bytes: Uint8Array, offset: number, after = 13): Buffer {

@@ -3,18 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { CONTROL_VERSION, parseLauncherMessage, parseRankMessage } from '../runtime/wire/control.js';
 import { decodeJson, encodeJson } from '../runtime/wire/codec.js';
-import { TsmpiError } from '../runtime/errors.js';
+import { throwsCode } from './expect-code.js';
 
-function throwsCode(fn: () => unknown, code: string): TsmpiError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TsmpiError);
-    expect((e as TsmpiError).code).toBe(code);
-    return e as TsmpiError;
-  }
-  throw new Error(`expected ${code}, nothing was thrown`);
-}
 
 /** Through JSON, as on the wire. */
 const wire = (v: unknown): unknown => decodeJson(encodeJson(v));

@@ -15,6 +15,7 @@ import {
   type FrameHeader,
 } from '../runtime/wire/frame.js';
 import { TsmpiError } from '../runtime/errors.js';
+import { throwsCode } from './expect-code.js';
 
 type Head = Omit<FrameHeader, 'length'>;
 interface Got {
@@ -48,17 +49,6 @@ function bytes(n: number, seed = 1): Buffer {
   return b;
 }
 
-/** Assert `fn` throws a TsmpiError with `code`; return it. */
-function throwsCode(fn: () => unknown, code: string): TsmpiError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TsmpiError);
-    expect((e as TsmpiError).code).toBe(code);
-    return e as TsmpiError;
-  }
-  throw new Error(`expected ${code}, nothing was thrown`);
-}
 
 function expectFrames(got: Got[], want: { h: Head; p: Buffer }[]): void {
   expect(got).toHaveLength(want.length);

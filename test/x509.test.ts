@@ -1,35 +1,16 @@
 // Hand-built Ed25519 certificates against Node's real TLS 1.3: server and
 // client certificates, pinned by fingerprint with rejectUnauthorized: false.
 import { X509Certificate, createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createTlsIdentity, loadOrCreateTlsIdentity, peerFingerprint, tlsChannelBinding, type TlsIdentity } from '../launcher/x509.js';
-import { isTsmpiError } from '../runtime/errors.js';
+import { throwsCode as expectCode, tempDirs } from './expect-code.js';
 
-const tmps: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'x509-test-'));
-  tmps.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of tmps.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('x509-test');
 
-function expectCode(fn: () => unknown, code: string, text?: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(isTsmpiError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code).toBe(code);
-    if (text) expect((e as Error).message).toContain(text);
-    return;
-  }
-  throw new Error(`expected ${code}, nothing was thrown`);
-}
+
 
 interface Seen {
   serverSawClient: string | null;
