@@ -4,18 +4,20 @@
  * on the first failure, a timeout, abort or a signal).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname, constants as osConstants, tmpdir } from 'node:os';
 import { basename, isAbsolute, join, normalize, sep } from 'node:path';
-import type { BlockedOp, QueuedMessage, RankToLauncher } from '../runtime/wire/control.js';
+import type { RankToLauncher } from '../runtime/wire/control.js';
 import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
 import { isLocalHost, type Placement } from './hosts.js';
 import { LocalHost } from './local-host.js';
 import { LineForwarder } from './output.js';
+import { describeRank, summaryTable, type RankState } from './job-report.js';
+import { sweepStaleJobFolders } from './job-folder.js';
+export { sweepStaleJobFolders };
 import { ProgressBar } from './progress.js';
 import { hasUserSignals, teardownSignal } from './platform.js';
-import type { RankStats } from '../runtime/wire/control.js';
 import type { HostEvents, RankHost } from './rank-host.js';
 import type { RemoteHost, StagedSource } from './remote-host.js';
 
@@ -48,29 +50,6 @@ export interface JobSpec {
   detectDeadlock?: number | null;
 }
 
-interface RankState {
-  rank: number;
-  host: string;
-  where: RankHost | null;
-  address: string | null;
-  exited: boolean;
-  closed: boolean;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** we sent it a signal during teardown */
-  killed: boolean;
-  stack: string | null;
-  blocked: { ops: BlockedOp[]; queued: QueuedMessage[] } | null;
-  out: LineForwarder;
-  err: LineForwarder;
-  /** what the rank reported as it ended */
-  stats: RankStats | null;
-  /** message counters from its last dump reply */
-  counters: { sent: number; received: number } | null;
-  startedAt: number;
-  endedAt: number;
-  files: [number, number] | null;
-}
 
 type Ending =
   | { kind: 'failure'; rank: number }
@@ -142,12 +121,8 @@ export class Job {
 
   /** Run the job to its end; resolves to tsmpirun's exit status. */
   async run(): Promise<number> {
-    this.dir = mkdtempSync(join(tmpdir(), 'tsmpi-'));
-    writeFileSync(join(this.dir, 'launcher.pid'), String(process.pid));
-    // A launcher killed with SIGKILL cannot clean up: the next one does.
-    setImmediate(() => sweepStaleJobFolders(tmpdir(), this.dir));
-    // Listen for signals from the start: one during compiling must still
-    // remove the job folder.
+    // Listen for signals before the job folder exists: one at any later point
+    // (while compiling, say) must still remove it.
     const onSignal = (signal: NodeJS.Signals) => {
       if (this.ending?.kind === 'signal') this.killAll('SIGKILL');
       else this.end({ kind: 'signal', signal });
@@ -158,6 +133,10 @@ export class Job {
     // SIGUSR1: say what every rank is doing, and go on.
     const onUsr1 = () => void this.report('SIGUSR1: what every rank is doing');
     if (hasUserSignals()) process.on('SIGUSR1', onUsr1);
+    this.dir = mkdtempSync(join(tmpdir(), 'tsmpi-'));
+    writeFileSync(join(this.dir, 'launcher.pid'), String(process.pid));
+    // A launcher killed with SIGKILL cannot clean up: the next one does.
+    setImmediate(() => sweepStaleJobFolders(tmpdir(), this.dir));
     try {
       const done = new Promise<number>((resolve) => (this.finish = resolve));
       const code = await this.launch();
@@ -411,7 +390,7 @@ export class Job {
     // the last rank may close before the deferred end() of a failure ran
     if (this.firstFailure !== null) this.end({ kind: 'failure', rank: this.firstFailure });
     this.progress.finish();
-    if (this.spec.report) this.print(process.stderr, this.summary());
+    if (this.spec.report) this.print(process.stderr, summaryTable(this.ranks));
     this.finish(this.exitCode());
   }
 
@@ -511,30 +490,7 @@ export class Job {
 
   private readonly progress = new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => safeWrite(process.stderr, t) });
 
-  /** --report: one line a rank. */
-  private summary(): string {
-    const head = ['rank', 'host', 'wall s', 'cpu s', 'peak MiB', 'msgs sent', 'MiB sent', 'msgs recv', 'MiB recv', 'exit'];
-    const rows = this.ranks.map((r) => {
-      const s = r.stats;
-      const wall = r.endedAt && r.startedAt ? ((r.endedAt - r.startedAt) / 1000).toFixed(2) : '?';
-      const exit = r.signal ? r.signal : String(r.code ?? '?');
-      return [
-        String(r.rank),
-        r.host,
-        wall,
-        s ? ((s.cpuUserMs + s.cpuSystemMs) / 1000).toFixed(2) : '?',
-        s ? (s.maxRssKiB / 1024).toFixed(1) : '?',
-        s ? String(s.messagesSent) : '?',
-        s ? mib(s.bytesSent) : '?',
-        s ? String(s.messagesReceived) : '?',
-        s ? mib(s.bytesReceived) : '?',
-        exit,
-      ];
-    });
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-    const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-    return ['tsmpirun: report', line(head), ...rows.map(line)].join('\n') + '\n';
-  }
+
 
   private exitCode(): number {
     const e = this.ending;
@@ -572,60 +528,7 @@ export class Job {
   }
 }
 
-function mib(bytes: number): string {
-  return (bytes / 2 ** 20).toFixed(1);
-}
 
-function describeRank(r: RankState): string[] {
-  if (r.exited) return [`  rank ${r.rank} (${r.host}): finished, ${r.signal ? `signal ${r.signal}` : `exit ${r.code}`}`];
-  if (!r.blocked) return [`  rank ${r.rank} (${r.host}): running, did not answer (busy outside tsmpi?)`];
-  const out: string[] = [];
-  if (r.blocked.ops.length === 0) out.push(`  rank ${r.rank} (${r.host}): running, not blocked in tsmpi`);
-  for (const op of r.blocked.ops) out.push(`  rank ${r.rank} (${r.host}): ${op.op} on comm ${op.comm} for ${op.seconds.toFixed(1)} s`);
-  if (r.blocked.queued.length) {
-    const q = r.blocked.queued
-      .slice(0, 8)
-      .map((m) => `${m.collective ? 'collective message #' + m.tag : 'tag ' + m.tag} from world rank ${m.source} (${m.bytes} B) on comm ${m.comm}`);
-    out.push(`    unmatched in its queue: ${q.join('; ')}${r.blocked.queued.length > 8 ? `; and ${r.blocked.queued.length - 8} more` : ''}`);
-  }
-  return out;
-}
-
-/**
- * Remove job folders of launchers that no longer run (killed with SIGKILL).
- * Only folders this user owns, named tsmpi-*, holding a launcher.pid whose
- * process is gone.
- */
-export function sweepStaleJobFolders(dir: string, keep: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((n) => n.startsWith('tsmpi-'));
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const path = join(dir, name);
-    if (path === keep) continue;
-    try {
-      const st = statSync(path);
-      if (!st.isDirectory() || (typeof process.getuid === 'function' && st.uid !== process.getuid())) continue;
-      const pid = Number(readFileSync(join(path, 'launcher.pid'), 'utf8'));
-      if (!Number.isInteger(pid) || pid <= 0 || processAlive(pid)) continue;
-      rmSync(path, { recursive: true, force: true });
-    } catch {
-      // not a job folder, or not ours to judge
-    }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The name a --files entry gets in a remote job folder: its relative path, or its base name. */
 export function stagedName(file: string): string {

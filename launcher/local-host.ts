@@ -116,7 +116,7 @@ export class LocalHost implements RankHost {
           ev.closed(rank);
           return;
         }
-        const timer = setTimeout(() => done(), 1000);
+        const timer = setTimeout(() => done(), 5000);
         const done = () => {
           clearTimeout(timer);
           this.waitingLeft.delete(rank);
