@@ -7,7 +7,6 @@
  */
 import { TsmpiError } from './errors.js';
 
-type Scalar = number | bigint | boolean;
 type Typed = Exclude<NodeJS.TypedArray, DataView> | Buffer;
 type Kernel = (a: Typed, b: Typed, out: Typed, n: number) => Typed;
 
