@@ -162,6 +162,9 @@ export async function compileScript(script: string, outfile: string, target: Tar
       format: 'esm',
       target: 'node20',
       sourcemap: 'inline',
+      // Stack traces name the script where it is on the launcher's machine, also
+      // when the compiled file runs in a job folder on another host.
+      sourceRoot: pathToFileURL(dirname(resolvePath(outfile))).href + '/',
       logLevel: 'silent',
       metafile: true,
       absWorkingDir: dirname(abs),
