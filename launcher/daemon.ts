@@ -279,6 +279,10 @@ class Session {
   private onJob(m: Extract<LauncherToDaemon, { t: 'job' }>): void {
     if (this.state !== 'authed') throw new TsmpiError('ERR_PROTOCOL', 'job before authentication, or twice');
     if (m.ranks.length === 0 || m.ranks.length > this.d.o.maxRanks) throw new TsmpiError('ERR_ARG', `a job may start 1..${this.d.o.maxRanks} ranks here, not ${m.ranks.length}`);
+    // Slots are a limit on a host unless the user asked to oversubscribe.
+    if (m.ranks.length > this.d.o.slots && m.oversubscribe !== true) {
+      throw new TsmpiError('ERR_ARG', `this host offers ${this.d.o.slots} slots and the job asks for ${m.ranks.length} ranks here; run with --oversubscribe to allow it`);
+    }
     if (m.files.length === 0 || m.files[0]!.name !== SCRIPT_FILE) throw new TsmpiError('ERR_PROTOCOL', `the first staged file must be ${SCRIPT_FILE}`);
     const total = m.files.reduce((s, f) => s + f.size, 0);
     if (total > this.d.o.maxJobBytes) throw new TsmpiError('ERR_ARG', `the job stages ${total} bytes, more than the ${this.d.o.maxJobBytes} allowed here`);

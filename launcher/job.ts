@@ -48,6 +48,8 @@ export interface JobSpec {
   report?: boolean;
   /** end a job whose ranks are all blocked with nothing in flight for this many seconds */
   detectDeadlock?: number | null;
+  /** --oversubscribe was given (remote hosts then accept more ranks than slots) */
+  oversubscribe?: boolean;
 }
 
 
@@ -238,6 +240,7 @@ export class Job {
             env: spec.env,
             hostId: `${p.host.name}:${p.host.port}`,
             credential,
+            oversubscribe: spec.oversubscribe === true,
             connectTimeoutMs: 10_000,
             note: (line) => safeWrite(process.stderr, `tsmpirun: ${line}\n`),
           }),

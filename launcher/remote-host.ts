@@ -55,6 +55,8 @@ export interface RemoteHostSpec {
   env: Record<string, string>;
   hostId: string;
   credential: TlsIdentity;
+  /** more ranks than the host's slots allowed (--oversubscribe) */
+  oversubscribe: boolean;
   connectTimeoutMs: number;
   note(line: string): void;
 }
@@ -177,6 +179,7 @@ export class RemoteHost implements RankHost {
       files: s.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
       tlsKey: s.credential.key,
       tlsCert: s.credential.cert,
+      oversubscribe: s.oversubscribe,
     });
     for (const [i, f] of s.files.entries()) {
       // Hashed while sealed (one read of the file); the digest follows the data.

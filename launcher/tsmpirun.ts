@@ -53,6 +53,7 @@ async function run(o: RunOptions): Promise<number> {
     quiet: o.quiet,
     report: o.report,
     detectDeadlock: o.detectDeadlock,
+    oversubscribe: o.oversubscribe === true,
   });
   return job.run();
 }

@@ -218,6 +218,15 @@ describe('a job over localhost and two tsmpid hosts', () => {
     await noJobsLeft(A);
   });
 
+  it("a host's --slots are a limit unless the launcher says --oversubscribe", async () => {
+    const refused = await job(['localhost slots=1', A.line(3)], 4, fixture('remote-hello.ts'));
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/offers 2 slots and the job asks for 3 ranks here; run with --oversubscribe/);
+    const allowed = await job(['localhost slots=1', A.line(3)], 4, fixture('remote-hello.ts'), { extra: ['--oversubscribe'] });
+    expect(allowed.code, allowed.stderr).toBe(0);
+    await noJobsLeft(A);
+  });
+
   it('runs collectives when a remote host holds more ranks than it has cores', async () => {
     // Every rank must pick the same collective algorithms, wherever it runs
     // and however crowded its own host is.

@@ -131,6 +131,8 @@ export type LauncherToDaemon =
       files: StagedFile[];
       tlsKey: string;
       tlsCert: string;
+      /** the user allowed more ranks than the host's slots (--oversubscribe) */
+      oversubscribe?: boolean;
     }
   /** a staged file's SHA-256, after its last chunk, when `job` left it empty */
   | { t: 'digest'; file: number; sha256: string }
