@@ -1,14 +1,16 @@
 // Compiling a job's script: per-file import.meta, and the compile cache.
-import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compileScript } from '../launcher/compile.js';
 import { tsmpirun } from './harness.js';
+import { tempDirs } from './expect-code.js';
+
+const tempDir = tempDirs('tsmpi-compile');
 
 function project(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tsmpi-compile-'));
+  const dir = tempDir();
   writeFileSync(join(dir, 'helper.ts'), `export const helperUrl: string = import.meta.url;\nexport const value = 1;\n`);
   writeFileSync(
     join(dir, 'main.ts'),
@@ -44,7 +46,7 @@ describe('compileScript', () => {
   });
 
   it('reports a syntax error with the file and line', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tsmpi-compile-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'bad.ts'), 'const x = ;\n');
     await expect(compileScript(join(dir, 'bad.ts'), join(dir, 'out.mjs'))).rejects.toThrow(/bad\.ts:1/);
   });

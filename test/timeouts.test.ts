@@ -1,6 +1,9 @@
 // Every wait has a bound: the named timeouts fire against a peer that never answers.
 import { describe, expect, it } from 'vitest';
 import { fixture, tsmpirun } from './harness.js';
+import { tempDirs } from './expect-code.js';
+
+const tempDir = tempDirs('sweep');
 
 describe('bounded waits', () => {
   it('init() gives up with ERR_TIMEOUT when a rank never joins (TSMPI_INIT_TIMEOUT)', async () => {
@@ -15,11 +18,10 @@ describe('bounded waits', () => {
 
 describe('leftovers', () => {
   it('the next launcher removes the job folder of one killed with SIGKILL', async () => {
-    const { mkdtempSync, mkdirSync, writeFileSync, existsSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
     const { join } = await import('node:path');
-    const { sweepStaleJobFolders } = await import('../launcher/job.js');
-    const base = mkdtempSync(join(tmpdir(), 'sweep-'));
+    const { sweepStaleJobFolders } = await import('../launcher/job-folder.js');
+    const base = tempDir();
     const dead = join(base, 'tsmpi-dead');
     const alive = join(base, 'tsmpi-alive');
     const other = join(base, 'tsmpi-nopid');

@@ -1,11 +1,11 @@
 // Seeing a running job: partial results, progress, what each rank is blocked in.
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { example, fixture, run, sleep, tsmpirun, tsmpirunJs } from './harness.js';
+import { tempDirs } from './expect-code.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'tsmpi-vis-'));
+const tmp = tempDirs('tsmpi-vis');
 
 function readResults(file: string): { rank: number; host: string; time: number; value: { rank: number; i: number; last?: boolean } }[] {
   return readFileSync(file, 'utf8')
