@@ -1,6 +1,7 @@
 // One small harness for tests that run real jobs: spawn tsmpirun (or any node
 // command) as a real process, with a hard time bound, and collect everything.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -88,4 +89,22 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** A process has ended: no such pid, or a zombie not reaped yet (PID 1 here reaps lazily). */
+export function gone(pid: number): boolean {
+  if (!alive(pid)) return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return !alive(pid);
+  }
+}
+
+/** The `pid RANK PID` lines fixtures print (tagged or not), in rank order. */
+export function pidsOf(stdout: string): number[] {
+  const pids: number[] = [];
+  for (const m of stdout.matchAll(/^(?:\[\d+\] )?pid (\d+) (\d+)$/gm)) pids[Number(m[1])] = Number(m[2]);
+  return pids;
 }

@@ -3,11 +3,11 @@
 // that the job's folder (tsmpi-* under os.tmpdir()) is gone afterwards even
 // while other test files run jobs at the same time.
 import { type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alive, fixture, tsmpirun, until, type RunResult } from './harness.js';
+import { fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
 
 const JOB_MS = 20_000;
 const cores = availableParallelism();
@@ -21,24 +21,6 @@ function tempDir(prefix = 'launcher-test-'): string {
 afterEach(() => {
   for (const d of tmps.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-/** A process has ended: no such pid, or a zombie not reaped yet (PID 1 here reaps lazily). */
-function gone(pid: number): boolean {
-  if (!alive(pid)) return true;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return !alive(pid);
-  }
-}
-
-/** The `pid RANK PID` lines fixtures print, in rank order. */
-function pidsOf(stdout: string): number[] {
-  const pids: number[] = [];
-  for (const m of stdout.matchAll(/^(?:\[\d+\] )?pid (\d+) (\d+)$/gm)) pids[Number(m[1])] = Number(m[2]);
-  return pids;
-}
 
 /** Job folders left in `dir` (the job's os.tmpdir()). */
 function jobFolders(dir: string): string[] {

@@ -14,7 +14,7 @@ import { RUNTIME_PLACEHOLDER, SCRIPT_FILE } from '../launcher/placeholders.js';
 import { encodeJson, Encoding } from '../runtime/wire/codec.js';
 import { encodeHeader, FrameType } from '../runtime/wire/frame.js';
 import { rawTcp, RawClient, startDaemon, stopDaemons, tsmpidJs, writeHostfile, type TestDaemon } from './daemons.js';
-import { alive, fixture, run, sleep, tsmpirun, until, type RunResult } from './harness.js';
+import { alive, fixture, run, sleep, tsmpirun, until, type RunResult, gone, pidsOf } from './harness.js';
 
 const JOB_MS = 30_000;
 
@@ -78,24 +78,6 @@ afterAll(async () => {
   await stopDaemons();
   if (base) rmSync(base, { recursive: true, force: true });
 });
-
-/** A process has ended: no such pid, or a zombie not reaped yet. */
-function gone(pid: number): boolean {
-  if (!alive(pid)) return true;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return !alive(pid);
-  }
-}
-
-/** `pid RANK PID` lines, in rank order. */
-function pidsOf(stdout: string): number[] {
-  const pids: number[] = [];
-  for (const m of stdout.matchAll(/^(?:\[\d+\] )?pid (\d+) (\d+)$/gm)) pids[Number(m[1])] = Number(m[2]);
-  return pids;
-}
 
 interface JobOptions {
   identity?: string;
