@@ -19,8 +19,14 @@ export interface ControlEvents {
   left?(rank: number): void;
 }
 
+/** How long a dead rank's control link may take to deliver its last messages. */
+const DRAIN_LIMIT_MS = 5000;
+
 export class ControlServer {
   private readonly links = new Map<number, Link>();
+  private readonly joinedRanks = new Set<number>();
+  private readonly leftRanks = new Set<number>();
+  private readonly drainWaiters = new Map<number, () => void>();
 
   constructor(
     listener: Listener,
@@ -37,6 +43,7 @@ export class ControlServer {
       const m = parseRankMessage(v);
       if (rank < 0) {
         rank = this.checkHello(m, link);
+        this.joinedRanks.add(rank);
         this.events.joined?.(rank);
         return;
       }
@@ -46,6 +53,8 @@ export class ControlServer {
     link.onClose(() => {
       if (rank >= 0 && this.links.get(rank) === link) {
         this.links.delete(rank);
+        this.leftRanks.add(rank);
+        this.drainWaiters.get(rank)?.();
         this.events.left?.(rank);
       }
     });
@@ -65,6 +74,25 @@ export class ControlServer {
     }
     this.links.set(m.rank, link);
     return m.rank;
+  }
+
+  /**
+   * Once a rank's process is gone: call `done` when everything it sent on its
+   * control link has been read (partial results, stats), or after a bound.
+   */
+  whenDrained(rank: number, done: () => void): void {
+    if (!this.joinedRanks.has(rank) || this.leftRanks.has(rank)) {
+      done();
+      return;
+    }
+    const timer = setTimeout(finish, DRAIN_LIMIT_MS);
+    const waiters = this.drainWaiters;
+    function finish(): void {
+      clearTimeout(timer);
+      waiters.delete(rank);
+      done();
+    }
+    waiters.set(rank, finish);
   }
 
   send(rank: number, m: LauncherToRank): boolean {

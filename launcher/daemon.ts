@@ -379,9 +379,12 @@ class Session {
       child.stderr!.on('data', (c: Buffer) => this.output(rank, 2, c, child));
       child.on('error', () => {});
       child.on('close', (code, signal) => {
-        p.done = true;
-        this.conn.sendControl({ t: 'exit', rank, code, signal });
-        if (this.ranks.every((x) => x.done)) void this.shutdown('every rank ended');
+        // Relay the rank's last control messages (partial results, stats) before its exit.
+        this.control!.whenDrained(rank, () => {
+          p.done = true;
+          this.conn.sendControl({ t: 'exit', rank, code, signal });
+          if (this.ranks.every((x) => x.done)) void this.shutdown('every rank ended');
+        });
       });
     }
     this.d.o.log(`${this.peer}: started ranks ${job.ranks.join(', ')} in ${dir}`);

@@ -38,9 +38,6 @@ export class LocalHost implements RankHost {
   private readonly children = new Map<number, ChildProcess>();
   private readonly live = new Set<number>();
   private readonly joined = new Set<number>();
-  /** ranks whose control link closed: their last messages have been read */
-  private readonly left = new Set<number>();
-  private readonly waitingLeft = new Map<number, () => void>();
   private ready = false;
 
   constructor(private readonly s: LocalHostSpec) {
@@ -57,10 +54,6 @@ export class LocalHost implements RankHost {
       joined: (rank) => {
         this.joined.add(rank);
         if (this.ready) this.control!.send(rank, { t: 'run' });
-      },
-      left: (rank) => {
-        this.left.add(rank);
-        this.waitingLeft.get(rank)?.();
       },
     });
     for (const rank of s.ranks) {
@@ -110,19 +103,8 @@ export class LocalHost implements RankHost {
       child.on('close', () => {
         if (closed) return;
         closed = true;
-        // A rank's last control messages (partial results, stats) may still be
-        // unread when its process is gone: report it closed once they are in.
-        if (!this.joined.has(rank) || this.left.has(rank)) {
-          ev.closed(rank);
-          return;
-        }
-        const timer = setTimeout(() => done(), 5000);
-        const done = () => {
-          clearTimeout(timer);
-          this.waitingLeft.delete(rank);
-          ev.closed(rank);
-        };
-        this.waitingLeft.set(rank, done);
+        // Its last control messages may still be unread: closed once they are in.
+        this.control!.whenDrained(rank, () => ev.closed(rank));
       });
     }
   }
