@@ -5,8 +5,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { TsmpiError } from '../runtime/errors.js';
-import { Daemon } from './daemon.js';
-import { DEFAULT_PORT } from './hosts.js';
+import { Daemon } from './daemon/daemon.js';
+import { DEFAULT_PORT } from './hostlist/hosts.js';
 
 const USAGE = `usage: tsmpid --authorized-keys FILE --workdir DIR [options]
 

@@ -4,12 +4,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
-import { parseArgs, USAGE, type RunOptions } from './args.js';
-import { mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hosts.js';
-import { Job } from './job.js';
-import { DEFAULT_KEY_DIR, keygen } from './keys.js';
-import { distDir } from './paths.js';
-import { slurmHosts } from './slurm.js';
+import { parseArgs, USAGE, type RunOptions } from './cli/args.js';
+import { mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hostlist/hosts.js';
+import { Job } from './job/job.js';
+import { DEFAULT_KEY_DIR, keygen } from './keys/keys.js';
+import { distDir } from './os/paths.js';
+import { slurmHosts } from './hostlist/slurm.js';
 
 function hostsOf(o: RunOptions): HostSpec[] {
   if (o.hosts !== null) return parseHostList(o.hosts);

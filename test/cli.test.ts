@@ -1,12 +1,12 @@
-// Unit tests of the launcher's command line (launcher/args.ts) and of host
-// lists, hostfiles and rank placement (launcher/hosts.ts), and of output line
-// forwarding (launcher/output.ts). Pure functions: no
+// Unit tests of the launcher's command line (launcher/cli/args.ts) and of host
+// lists, hostfiles and rank placement (launcher/hostlist/hosts.ts), and of output line
+// forwarding (launcher/job/output.ts). Pure functions: no
 // processes here; the behaviour of real jobs is in launcher.test.ts.
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { parseArgs, type Command, type RunOptions } from '../launcher/args.js';
-import { DEFAULT_PORT, isLocalHost, mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from '../launcher/hosts.js';
-import { LineForwarder } from '../launcher/output.js';
+import { parseArgs, type Command, type RunOptions } from '../launcher/cli/args.js';
+import { DEFAULT_PORT, isLocalHost, mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from '../launcher/hostlist/hosts.js';
+import { LineForwarder } from '../launcher/job/output.js';
 import { TsmpiError } from '../runtime/errors.js';
 
 function runOptions(argv: string[]): RunOptions {
@@ -346,7 +346,7 @@ describe('placeRanks', () => {
   });
 });
 
-describe('LineForwarder (launcher/output.ts)', () => {
+describe('LineForwarder (launcher/job/output.ts)', () => {
   const collect = (prefix: string) => {
     const writes: string[] = [];
     return { writes, fwd: new LineForwarder((t) => writes.push(t), prefix) };

@@ -3,7 +3,7 @@ import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { compileScript } from '../launcher/compile.js';
+import { compileScript } from '../launcher/job/compile.js';
 import { tsmpirun } from './harness.js';
 import { tempDirs } from './expect-code.js';
 

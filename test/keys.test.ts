@@ -13,7 +13,7 @@ import {
   readIdentity,
   signChallenge,
   verifyChallenge,
-} from '../launcher/keys.js';
+} from '../launcher/keys/keys.js';
 import { throwsCode as expectCode, tempDirs } from './expect-code.js';
 
 const tempDir = tempDirs('keys-test');

@@ -1,6 +1,6 @@
 // The platform-specific pieces, tested for Linux, macOS and Windows on any host.
 import { describe, expect, it } from 'vitest';
-import { hasUserSignals, localAddress, socketPathFits, teardownSignal } from '../launcher/platform.js';
+import { hasUserSignals, localAddress, socketPathFits, teardownSignal } from '../launcher/os/platform.js';
 import { parseAddress } from '../runtime/transport/socket.js';
 import { formatContact, pickAddress } from '../runtime/transport/contact.js';
 

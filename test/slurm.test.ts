@@ -1,7 +1,7 @@
 // Slurm allocations: hostlist and tasks-per-node expansion into HostSpecs.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PORT } from '../launcher/hosts.js';
-import { expandHostlist, expandTasksPerNode, slurmHosts } from '../launcher/slurm.js';
+import { DEFAULT_PORT } from '../launcher/hostlist/hosts.js';
+import { expandHostlist, expandTasksPerNode, slurmHosts } from '../launcher/hostlist/slurm.js';
 import { isTsmpiError } from '../runtime/errors.js';
 
 function expectArg(fn: () => unknown, text?: string): void {

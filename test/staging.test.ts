@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFi
 import path, { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
-import { CHUNK, FileReceiver, deriveFileKey, fileDigest, openChunk, safeJobPath, sealChunk, sealFile, stagingKeyPair } from '../launcher/staging.js';
+import { CHUNK, FileReceiver, deriveFileKey, fileDigest, openChunk, safeJobPath, sealChunk, sealFile, stagingKeyPair } from '../launcher/staging/staging.js';
 import { isTsmpiError } from '../runtime/errors.js';
 import { throwsCode as expectCode, tempDirs } from './expect-code.js';
 

@@ -5,7 +5,7 @@ import { readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { createTlsIdentity, loadOrCreateTlsIdentity, peerFingerprint, tlsChannelBinding, type TlsIdentity } from '../launcher/x509.js';
+import { createTlsIdentity, loadOrCreateTlsIdentity, peerFingerprint, tlsChannelBinding, type TlsIdentity } from '../launcher/keys/x509.js';
 import { throwsCode as expectCode, tempDirs } from './expect-code.js';
 
 const tempDir = tempDirs('x509-test');

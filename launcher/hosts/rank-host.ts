@@ -1,5 +1,5 @@
 /** Where ranks run: this machine, or a remote host's daemon. The job sees only this. */
-import type { LauncherToRank, RankToLauncher } from '../runtime/wire/control.js';
+import type { LauncherToRank, RankToLauncher } from '../../runtime/wire/control.js';
 
 export interface HostEvents {
   message(rank: number, m: RankToLauncher): void;

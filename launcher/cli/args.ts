@@ -1,5 +1,5 @@
 /** `tsmpirun [options] SCRIPT [args…]`: the command line, validated. */
-import { TsmpiError } from '../runtime/errors.js';
+import { TsmpiError } from '../../runtime/errors.js';
 
 export interface RunOptions {
   np: number | null;

@@ -5,9 +5,9 @@
  * a socket and stops at the first protocol error.
  */
 import type { Socket } from 'node:net';
-import { TsmpiError } from '../runtime/errors.js';
-import { decodeJson, encodeJson, Encoding } from '../runtime/wire/codec.js';
-import { encodeHeader, FrameDecoder, FrameType, type FrameHeader } from '../runtime/wire/frame.js';
+import { TsmpiError } from '../../runtime/errors.js';
+import { decodeJson, encodeJson, Encoding } from '../../runtime/wire/codec.js';
+import { encodeHeader, FrameDecoder, FrameType, type FrameHeader } from '../../runtime/wire/frame.js';
 
 export interface FramedHandlers {
   control(value: unknown): void;

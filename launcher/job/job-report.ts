@@ -2,9 +2,9 @@
  * What tsmpirun says about ranks: what each is blocked in (timeouts, SIGUSR1,
  * deadlocks) and the --report table.
  */
-import type { BlockedOp, QueuedMessage, RankStats } from '../runtime/wire/control.js';
+import type { BlockedOp, QueuedMessage, RankStats } from '../../runtime/wire/control.js';
 import type { LineForwarder } from './output.js';
-import type { RankHost } from './rank-host.js';
+import type { RankHost } from '../hosts/rank-host.js';
 
 /** What the launcher knows of one rank. */
 export interface RankState {

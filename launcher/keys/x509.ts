@@ -13,7 +13,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { TsmpiError } from '../runtime/errors.js';
+import { TsmpiError } from '../../runtime/errors.js';
 
 export interface TlsIdentity {
   /** PKCS#8 private key, PEM */

@@ -7,15 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import * as tls from 'node:tls';
-import { TsmpiError } from '../runtime/errors.js';
-import { CONTROL_VERSION, parseDaemonMessage, type DaemonToLauncher, type LauncherToRank, type StagedFile } from '../runtime/wire/control.js';
-import type { FrameHeader } from '../runtime/wire/frame.js';
-import { FramedConn } from './framed.js';
-import type { HostSpec } from './hosts.js';
-import { signChallenge, type Identity, type KnownHosts } from './keys.js';
+import { TsmpiError } from '../../runtime/errors.js';
+import { CONTROL_VERSION, parseDaemonMessage, type DaemonToLauncher, type LauncherToRank, type StagedFile } from '../../runtime/wire/control.js';
+import type { FrameHeader } from '../../runtime/wire/frame.js';
+import { FramedConn } from '../link/framed.js';
+import type { HostSpec } from '../hostlist/hosts.js';
+import { signChallenge, type Identity, type KnownHosts } from '../keys/keys.js';
 import type { HostEvents, RankHost } from './rank-host.js';
-import { CHUNK, deriveFileKey, sealFile, stagingKeyPair } from './staging.js';
-import { peerFingerprint, tlsChannelBinding, type TlsIdentity } from './x509.js';
+import { CHUNK, deriveFileKey, sealFile, stagingKeyPair } from '../staging/staging.js';
+import { peerFingerprint, tlsChannelBinding, type TlsIdentity } from '../keys/x509.js';
 
 const HEARTBEAT_MS = 2000;
 /** Bytes of sealed file data queued on the connection before staging waits. */

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve as resolvePath, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
-import { dataframeEntry, distDir, runtimeEntry } from './paths.js';
+import { dataframeEntry, distDir, runtimeEntry } from '../os/paths.js';
 import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
 
 /** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */

@@ -3,7 +3,7 @@
  * (`name slots=N [max_slots=M] [port=P]`, `#` comments), and placing ranks.
  */
 import { availableParallelism } from 'node:os';
-import { TsmpiError } from '../runtime/errors.js';
+import { TsmpiError } from '../../runtime/errors.js';
 
 export const DEFAULT_PORT = 7470;
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/ of the installed package */
-export const distDir = realpathSync(join(here, '..'));
+export const distDir = realpathSync(join(here, '..', '..'));
 export const runtimeEntry = join(distDir, 'runtime', 'index.js');
 export const dataframeEntry = join(distDir, 'plugins', 'dataframe', 'index.js');
 export const rankMain = join(distDir, 'runtime', 'rank-main.js');

@@ -3,11 +3,11 @@
  * (checked against the job's secret), then exchange typed control messages.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { controlDecoder, encodeControl } from '../runtime/control.js';
-import { TsmpiError } from '../runtime/errors.js';
-import { CONTROL_VERSION, parseRankMessage, type LauncherToRank, type RankToLauncher } from '../runtime/wire/control.js';
-import type { Link, Listener } from '../runtime/transport/transport.js';
-import { feedFrames } from '../runtime/transport/feed.js';
+import { controlDecoder, encodeControl } from '../../runtime/control.js';
+import { TsmpiError } from '../../runtime/errors.js';
+import { CONTROL_VERSION, parseRankMessage, type LauncherToRank, type RankToLauncher } from '../../runtime/wire/control.js';
+import type { Link, Listener } from '../../runtime/transport/transport.js';
+import { feedFrames } from '../../runtime/transport/feed.js';
 
 export interface ControlEvents {
   message(rank: number, m: RankToLauncher): void;

@@ -7,19 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname, constants as osConstants, tmpdir } from 'node:os';
 import { basename, isAbsolute, join, normalize, sep } from 'node:path';
-import type { RankToLauncher } from '../runtime/wire/control.js';
+import type { RankToLauncher } from '../../runtime/wire/control.js';
 import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
-import { isLocalHost, type Placement } from './hosts.js';
-import { LocalHost } from './local-host.js';
+import { isLocalHost, type Placement } from '../hostlist/hosts.js';
+import { LocalHost } from '../hosts/local-host.js';
 import { LineForwarder } from './output.js';
 import { describeRank, summaryTable, type RankState } from './job-report.js';
 import { sweepStaleJobFolders } from './job-folder.js';
 export { sweepStaleJobFolders };
 import { ProgressBar } from './progress.js';
-import { hasUserSignals, teardownSignal } from './platform.js';
-import type { HostEvents, RankHost } from './rank-host.js';
-import type { RemoteHost, StagedSource } from './remote-host.js';
+import { hasUserSignals, teardownSignal } from '../os/platform.js';
+import type { HostEvents, RankHost } from '../hosts/rank-host.js';
+import type { RemoteHost, StagedSource } from '../hosts/tsmpid-host.js';
 
 /** SIGTERM first; ranks still alive this long after are killed. */
 const KILL_GRACE_MS = 1000;
@@ -206,10 +206,10 @@ export class Job {
     const remotes: RemoteHost[] = [];
     if (remote.length) {
       const [{ RemoteHost }, { KnownHosts, readIdentity }, { fileDigest }, { createTlsIdentity }] = await Promise.all([
-        import('./remote-host.js'),
-        import('./keys.js'),
-        import('./staging.js'),
-        import('./x509.js'),
+        import('../hosts/tsmpid-host.js'),
+        import('../keys/keys.js'),
+        import('../staging/staging.js'),
+        import('../keys/x509.js'),
       ]);
       // Every byte between hosts is encrypted: ranks get a job credential of their own.
       const credential = createTlsIdentity('tsmpi job');

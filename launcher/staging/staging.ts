@@ -27,7 +27,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { open, type FileHandle } from 'node:fs/promises';
 import nodePath from 'node:path';
 import nacl from 'tweetnacl';
-import { TsmpiError } from '../runtime/errors.js';
+import { TsmpiError } from '../../runtime/errors.js';
 
 /** Plaintext bytes per chunk; every chunk but the last is exactly this long. */
 export const CHUNK = 1 << 20;

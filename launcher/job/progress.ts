@@ -4,7 +4,7 @@
  * a terminal; otherwise a plain line every few seconds when something changed.
  * Ranks that never report add nothing; a job that never reports draws nothing.
  */
-import { formatDuration } from '../runtime/format.js';
+import { formatDuration } from '../../runtime/format.js';
 export interface ProgressOptions {
   tty: boolean;
   write(text: string): void;

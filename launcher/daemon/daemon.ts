@@ -19,20 +19,20 @@ import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tls from 'node:tls';
-import { TsmpiError } from '../runtime/errors.js';
-import { socketTransport } from '../runtime/transport/socket.js';
-import type { Listener } from '../runtime/transport/transport.js';
-import { CONTROL_VERSION, parseToDaemon, type LauncherToDaemon, type RankToLauncher } from '../runtime/wire/control.js';
-import type { FrameHeader } from '../runtime/wire/frame.js';
-import { ENV } from '../runtime/world.js';
-import { ControlServer } from './control-server.js';
-import { FramedConn } from './framed.js';
-import { parseAuthorizedKeys, verifyChallenge } from './keys.js';
-import { dataframeEntry, distDir, rankMain, runtimeEntry } from './paths.js';
-import { CHUNK, deriveFileKey, FileReceiver, safeJobPath, stagingKeyPair } from './staging.js';
-import { loadOrCreateTlsIdentity, tlsChannelBinding, type TlsIdentity } from './x509.js';
+import { TsmpiError } from '../../runtime/errors.js';
+import { socketTransport } from '../../runtime/transport/socket.js';
+import type { Listener } from '../../runtime/transport/transport.js';
+import { CONTROL_VERSION, parseToDaemon, type LauncherToDaemon, type RankToLauncher } from '../../runtime/wire/control.js';
+import type { FrameHeader } from '../../runtime/wire/frame.js';
+import { ENV } from '../../runtime/world.js';
+import { ControlServer } from '../link/control-server.js';
+import { FramedConn } from '../link/framed.js';
+import { parseAuthorizedKeys, verifyChallenge } from '../keys/keys.js';
+import { dataframeEntry, distDir, rankMain, runtimeEntry } from '../os/paths.js';
+import { CHUNK, deriveFileKey, FileReceiver, safeJobPath, stagingKeyPair } from '../staging/staging.js';
+import { loadOrCreateTlsIdentity, tlsChannelBinding, type TlsIdentity } from '../keys/x509.js';
 
-import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER_PATTERN, RUNTIME_PLACEHOLDER, SCRIPT_FILE } from './placeholders.js';
+import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER_PATTERN, RUNTIME_PLACEHOLDER, SCRIPT_FILE } from '../job/placeholders.js';
 
 /**
  * Where this install's copy of a package tsmpi depends on lives, as a file URL

@@ -5,7 +5,7 @@
  * `SLURM_JOB_CPUS_PER_NODE` (same format). Every node is reached through its
  * tsmpid on the default port.
  */
-import { TsmpiError } from '../runtime/errors.js';
+import { TsmpiError } from '../../runtime/errors.js';
 import { DEFAULT_PORT, type HostSpec } from './hosts.js';
 
 /** Refuse lists that would expand past this many names (a typo like `n[0-99999999]`). */

@@ -1,13 +1,13 @@
 /** Ranks on this machine: child processes talking over a local control socket. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { socketTransport } from '../runtime/transport/socket.js';
-import type { Listener } from '../runtime/transport/transport.js';
-import type { LauncherToRank } from '../runtime/wire/control.js';
-import { ENV } from '../runtime/world.js';
-import { ControlServer } from './control-server.js';
-import { rankMain } from './paths.js';
-import { localAddress } from './platform.js';
+import { socketTransport } from '../../runtime/transport/socket.js';
+import type { Listener } from '../../runtime/transport/transport.js';
+import type { LauncherToRank } from '../../runtime/wire/control.js';
+import { ENV } from '../../runtime/world.js';
+import { ControlServer } from '../link/control-server.js';
+import { rankMain } from '../os/paths.js';
+import { localAddress } from '../os/platform.js';
 import type { HostEvents, RankHost } from './rank-host.js';
 
 export interface LocalHostSpec {

@@ -14,7 +14,7 @@ import { appendFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from
 import { homedir, hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import nacl from 'tweetnacl';
-import { TsmpiError } from '../runtime/errors.js';
+import { TsmpiError } from '../../runtime/errors.js';
 
 export interface Identity {
   publicKey: Uint8Array;
