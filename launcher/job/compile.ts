@@ -1,7 +1,7 @@
 /**
  * Compile a job's script once (TypeScript or JavaScript, anywhere on disk) into
  * one ES module that ranks start on plain `node`: local files are bundled,
- * `tsmpi` and `tsmpi/dataframe` resolve to this installation, other packages
+ * `tsmpi`, `tsmpi/dataframe` and `tsmpi/pool` resolve to this installation, other packages
  * resolve from the script's folder and stay external.
  */
 import { createHash } from 'node:crypto';
@@ -9,11 +9,11 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileS
 import { readFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve as resolvePath, sep } from 'node:path';
+import { dirname, extname, join, relative as relativePath, resolve as resolvePath, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
-import { dataframeEntry, distDir, runtimeEntry } from '../os/paths.js';
-import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
+import { dataframeEntry, distDir, poolEntry, runtimeEntry } from '../os/paths.js';
+import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER, POOL_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
 
 /** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
 function packageName(specifier: string): string {
@@ -39,9 +39,9 @@ export class CompileError extends Error {
 export type Target = 'local' | 'remote';
 
 const OWN: Record<Target, Record<string, string>> = {
-  local: { tsmpi: pathToFileURL(runtimeEntry).href, 'tsmpi/dataframe': pathToFileURL(dataframeEntry).href },
+  local: { tsmpi: pathToFileURL(runtimeEntry).href, 'tsmpi/dataframe': pathToFileURL(dataframeEntry).href, 'tsmpi/pool': pathToFileURL(poolEntry).href },
   // A remote host's daemon puts its own install's URLs in place of these.
-  remote: { tsmpi: RUNTIME_PLACEHOLDER, 'tsmpi/dataframe': DATAFRAME_PLACEHOLDER },
+  remote: { tsmpi: RUNTIME_PLACEHOLDER, 'tsmpi/dataframe': DATAFRAME_PLACEHOLDER, 'tsmpi/pool': POOL_PLACEHOLDER },
 };
 
 const resolver = (target: Target): Plugin => ({
@@ -71,24 +71,41 @@ const resolver = (target: Target): Plugin => ({
   },
 });
 
-/** Compile `script` into `outfile`. Throws CompileError with esbuild's messages. */
-/** Each local source file sees its own `import.meta.url` (not the bundle's). */
-const importMeta: Plugin = {
+/**
+ * Each local source file sees its own `import.meta.url` (not the bundle's): the
+ * file where it is on this machine, or (`relative`: a bundle that runs from
+ * another host's folder standing for the entry's folder) the same relative
+ * place beside the bundle.
+ */
+const importMeta = (relative: string | null): Plugin => ({
   name: 'tsmpi-import-meta',
   setup(build) {
     build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
       if (args.path.includes(`${sep}node_modules${sep}`)) return undefined;
       const text = await readFile(args.path, 'utf8');
       if (!text.includes('import.meta')) return undefined;
-      const contents = text
-        .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
-        .replaceAll('import.meta.filename', JSON.stringify(args.path))
-        .replaceAll('import.meta.dirname', JSON.stringify(dirname(args.path)));
+      let url: string, filename: string, dir: string;
+      if (relative === null) {
+        url = JSON.stringify(pathToFileURL(args.path).href);
+        filename = JSON.stringify(args.path);
+        dir = JSON.stringify(dirname(args.path));
+      } else {
+        const rel = relativePath(relative, args.path).split(sep).map(encodeURIComponent).join('/');
+        url = `new URL(${JSON.stringify(rel)}, import.meta.url).href`;
+        filename = `__tsmpiPath(${url})`;
+        dir = `__tsmpiDirname(__tsmpiPath(${url}))`;
+      }
+      const contents = text.replaceAll('import.meta.url', url).replaceAll('import.meta.filename', filename).replaceAll('import.meta.dirname', dir);
       const ext = extname(args.path).replace(/^\.[cm]?/, '');
       return { contents, loader: (ext === 'ts' || ext === 'tsx' || ext === 'jsx' ? ext : 'js') as 'ts' | 'tsx' | 'jsx' | 'js', resolveDir: dirname(args.path) };
     });
   },
-};
+});
+
+export interface CompileOptions {
+  /** import.meta of the sources names places beside the bundle, wherever it runs (not this machine's paths) */
+  metaBesideBundle?: boolean;
+}
 
 interface CacheEntry {
   inputs: { path: string; mtimeMs: number; size: number }[];
@@ -113,7 +130,7 @@ function cacheDir(): string | null {
   }
 }
 
-function cacheKey(abs: string, target: Target): string {
+function cacheKey(abs: string, target: string): string {
   let runtimeStamp = '';
   try {
     runtimeStamp = String(statSync(runtimeEntry).mtimeMs);
@@ -135,10 +152,11 @@ function fresh(entry: CacheEntry): boolean {
 }
 
 /** Compile `script` into `outfile`. Throws CompileError with esbuild's messages. */
-export async function compileScript(script: string, outfile: string, target: Target = 'local'): Promise<void> {
+export async function compileScript(script: string, outfile: string, target: Target = 'local', opts: CompileOptions = {}): Promise<void> {
   const abs = resolvePath(script);
   const cache = cacheDir();
-  const key = cache ? cacheKey(abs, target) : '';
+  const beside = opts.metaBesideBundle === true;
+  const key = cache ? cacheKey(abs, beside ? `${target}+beside` : target) : '';
   if (cache) {
     try {
       const entry = JSON.parse(readFileSync(join(cache, `${key}.json`), 'utf8')) as CacheEntry;
@@ -169,9 +187,11 @@ export async function compileScript(script: string, outfile: string, target: Tar
       metafile: true,
       absWorkingDir: dirname(abs),
       banner: {
-        js: `import { createRequire as __tsmpiCreateRequire } from 'node:module';\nglobalThis.require ??= __tsmpiCreateRequire(${JSON.stringify(url)});`,
+        js:
+          `import { createRequire as __tsmpiCreateRequire } from 'node:module';\nglobalThis.require ??= __tsmpiCreateRequire(${JSON.stringify(url)});` +
+          (beside ? `\nimport { fileURLToPath as __tsmpiPath } from 'node:url';\nimport { dirname as __tsmpiDirname } from 'node:path';` : ''),
       },
-      plugins: [resolver(target), importMeta],
+      plugins: [resolver(target), importMeta(beside ? dirname(abs) : null)],
     });
     metafile = result.metafile;
   } catch (e) {
