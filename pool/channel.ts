@@ -8,6 +8,8 @@ export interface Channel {
   readonly local: boolean;
   /** throws ERR_SERIALIZE (nothing sent) when the message cannot travel */
   send(m: ToWorker): void;
+  /** whether it keeps this process alive (the pool lets go while idle) */
+  ref(on: boolean): void;
   /** end it now (a cancelled or timed-out task, terminate) */
   kill(): void;
   /** set by the engine */

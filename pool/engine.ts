@@ -82,6 +82,8 @@ export class Engine {
   private noWorkers: string | null = null;
   private stopped = false;
   private pumping = false;
+  /** whether the workers keep this process alive: while there is work */
+  private refd = true;
 
   constructor(private readonly o: EngineOptions) {}
 
@@ -103,6 +105,7 @@ export class Engine {
   add(ch: Channel): void {
     const slot: Slot = { ch, ready: false, dead: false, pid: 0, defined: new Set(), inflight: [] };
     this.slots.push(slot);
+    ch.ref(this.refd);
     ch.onMessage = (m) => this.onMessage(slot, m);
     ch.onLost = (why, ours) => this.onLost(slot, why, ours);
   }
@@ -137,11 +140,13 @@ export class Engine {
     }
     if (front) this.queue.unshift(u);
     else this.queue.push(u);
+    this.setRef(true);
     this.pump();
   }
 
   addFeeder(f: Feeder): void {
     this.feeders.push(f);
+    this.setRef(true);
     this.pump();
   }
 
@@ -349,7 +354,16 @@ export class Engine {
   }
 
   private checkIdle(): void {
-    if (this.idle) this.o.onIdle();
+    const idle = this.idle;
+    this.setRef(!idle);
+    if (idle) this.o.onIdle();
+  }
+
+  /** Idle workers must not keep a script from ending (its exit hook ends them). */
+  private setRef(on: boolean): void {
+    if (on === this.refd) return;
+    this.refd = on;
+    for (const s of this.slots) if (!s.dead) s.ch.ref(on);
   }
 
   /** Cancel a unit: a queued one is dropped, a running one's worker ended. False when it already settled. */

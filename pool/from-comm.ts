@@ -34,6 +34,9 @@ class CommChannel implements Channel {
     checkSendable(m);
     void this.comm.send(m, this.rank, TAG).catch((e: Error) => this.lost(`could not be reached (${e.message})`));
   }
+  ref(): void {
+    // the job's links are the runtime's
+  }
   kill(): void {
     // A rank cannot be ended alone without ending the job: say so to the task's future.
     this.lost('cannot be ended alone (a rank of the job); it was dropped from the pool', true);

@@ -106,6 +106,9 @@ class HostChannel implements Channel {
       // not connected yet or any more: the exit event follows
     }
   }
+  ref(on: boolean): void {
+    this.owner.host.ref?.(on);
+  }
   kill(): void {
     if (this.gone) return;
     if (this.local || this.owner.host.ranks.length === 1) {

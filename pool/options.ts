@@ -115,6 +115,8 @@ export function readOptions(opts: unknown, given = false): Settings {
     if (isLocalHost(h.name)) local = (local ?? 0) + (h.slots ?? availableParallelism());
     else remote.push({ spec: h, count: slotsOf(h) });
   }
+  // The ssh way lands with SshHost (launcher/hosts); until then it is refused here, at once.
+  if (via === 'ssh' && remote.length > 0) throw new TsmpiError('ERR_ARG', "Pool: options.via 'ssh' is not available yet (use via: 'tsmpid')");
   if (local === undefined) local = hosts.length > 0 ? 0 : availableParallelism();
   if (local === 0 && remote.length === 0 && !given) throw new TsmpiError('ERR_ARG', 'Pool: options.workers is 0 and no hosts are given: the pool would have no worker');
   return {

@@ -85,6 +85,7 @@ export class Pool {
     this.#tasks = new TaskRegistry(
       () => this.#folder().path,
       () => this.#s.remote.length > 0 || (core.channels?.some((c) => !c.local) ?? false),
+      () => this.#s.local > 0,
     );
   }
 

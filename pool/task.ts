@@ -58,6 +58,8 @@ export class TaskRegistry {
     private readonly dir: () => string,
     /** whether remote workers need the shipped code */
     private readonly needRemote: () => boolean,
+    /** whether local workers need the module compiled for this machine */
+    private readonly needLocal: () => boolean,
   ) {}
 
   /** A function task (synchronous: a free variable throws ERR_ARG here). */
@@ -91,7 +93,8 @@ export class TaskRegistry {
     const base = join(this.dir(), `task-${id}`);
     const name = `${path}#${t.exportName}`;
     try {
-      await compileScript(path, `${base}.mjs`, 'local');
+      const local = this.needLocal() || !this.needRemote();
+      if (local) await compileScript(path, `${base}.mjs`, 'local');
       let remoteCode: string | null = null;
       if (this.needRemote()) {
         await compileScript(path, `${base}.remote.mjs`, 'remote', { metaBesideBundle: true });
@@ -99,8 +102,8 @@ export class TaskRegistry {
       }
       // The task's identity: the module and its local imports as compiled (the
       // source map, which names this run's temporary folder, left out).
-      const localCode = readFileSync(`${base}.mjs`, 'utf8').replace(/\/\/# sourceMappingURL=.*$/m, '');
-      const key = `mod:${createHash('sha256').update(localCode).digest('hex')}#${t.exportName}`;
+      const code = (local ? readFileSync(`${base}.mjs`, 'utf8') : remoteCode!).replace(/\/\/# sourceMappingURL=.*$/m, '');
+      const key = `mod:${createHash('sha256').update(code).digest('hex')}#${t.exportName}`;
       return {
         handle: {
           id,

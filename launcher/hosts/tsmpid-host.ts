@@ -268,6 +268,12 @@ export class RemoteHost implements RankHost {
     this.conn?.sendControl({ t: 'kill', signal });
   }
 
+  ref(on: boolean): void {
+    const sock = this.conn?.socket;
+    if (on) sock?.ref();
+    else sock?.unref();
+  }
+
   close(): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.conn?.end();
