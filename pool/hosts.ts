@@ -129,13 +129,10 @@ class HostChannel implements Channel {
   }
 }
 
-let stub: string | null = null;
 /** The remote workers' script: one import, which the host's tsmpid points at its own install. */
 function remoteStub(dir: PoolDir): string {
-  if (!stub) {
-    stub = join(dir.path, 'pool-worker.mjs');
-    writeFileSync(stub, `import ${JSON.stringify(POOL_WORKER_PLACEHOLDER)};\n`);
-  }
+  const stub = join(dir.path, 'pool-worker.mjs');
+  writeFileSync(stub, `import ${JSON.stringify(POOL_WORKER_PLACEHOLDER)};\n`);
   return stub;
 }
 
