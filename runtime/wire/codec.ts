@@ -53,9 +53,9 @@ class Seen {
   add(o: object): boolean {
     const set = this.set;
     if (set !== null) {
-      if (set.has(o)) return false;
-      set.add(o);
-      return true;
+      // one hash lookup, not has() then add()
+      const n = set.size;
+      return set.add(o).size !== n;
     }
     const list = this.list;
     if (list.includes(o)) return false;
@@ -112,7 +112,8 @@ function objectJsonSafe(v: object, depth: number, w: Walk): boolean {
     if (Object.getPrototypeOf(v) !== Array.prototype) return false;
     const n = v.length;
     for (let i = 0; i < n; i++) if (!(i in v) || !memberJsonSafe(v[i], depth + 1, w)) return false;
-    return n === 0 || Object.keys(v).length === n;
+    // no keys besides the indexes (JSON would drop them), an empty array included
+    return Object.keys(v).length === n;
   }
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return false;
