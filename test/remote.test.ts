@@ -837,6 +837,29 @@ describe('tsmpid itself', () => {
     expect(again.fingerprint).toBe(F.fingerprint);
     await goodJob(again);
   });
+
+  it('tsmpid --stop ends the daemon serving a workdir cleanly (the way that works on Windows too), and says when none does', async () => {
+    const G = await startDaemon({ host: '127.0.0.5', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 });
+    let out = '';
+    const done = job(['localhost slots=1', G.line(2)], 3, fixture('remote-block.ts'), { onStdout: (t) => (out += t) });
+    await until(() => pidsOf(out).filter(Boolean).length === 3, 15_000, `3 pids; stdout so far:\n${out}`);
+    const pids = pidsOf(out);
+    const stop = await run(process.execPath, [tsmpidJs, '--stop', '--workdir', G.workdir], { timeoutMs: 20_000 });
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(stop.stdout).toContain('stopped');
+    // it had ended its job before it said so
+    expect(G.jobs()).toEqual([]);
+    await G.waitExit(5000);
+    expect(G.exited).toEqual({ code: 0, signal: null });
+    expect(G.stderr).toMatch(/tsmpid\.stop appeared: ending every job/);
+    const r = await done;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('127.0.0.5');
+    await until(() => pids.every(gone), 5000, `ranks ${pids.join(', ')} to be gone`);
+    const again = await run(process.execPath, [tsmpidJs, '--stop', '--workdir', G.workdir], { timeoutMs: 10_000 });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/no tsmpid serves/);
+  });
 });
 
 describe('tsmpirun keygen', () => {

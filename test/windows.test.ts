@@ -85,6 +85,18 @@ async function blocking(lines: string[], n: number): Promise<{ done: Promise<Run
   return { done, child: () => child!, out: () => out };
 }
 
+describe('the Windows daemon itself', () => {
+  it('restricted its workdir and host.key to the current user with icacls, and serves TLS on a loopback address', () => {
+    expect(W.stderr).toMatch(/the workdir and host\.key are restricted to \S+ \(icacls\)/);
+    expect(W.stdout).toContain('listening on 127.0.0.41:');
+    expect(existsSync(join(W.workdir, 'host.key'))).toBe(true);
+  });
+
+  it('the tier fails, saying what to install, where Wine is missing', () => {
+    expect(() => ensureWine({ ...process.env, PATH: '/nonexistent' })).toThrow(/apt-get install -y wine wine64/);
+  });
+});
+
 describe('a job over localhost, a Linux tsmpid and a Windows tsmpid', () => {
   it('runs collectives and point-to-point across the three, reads staged files in subfolders, forwards tagged output and partial results, cleans up', async () => {
     const results = join(mkdtempSync(join(base, 'results-')), 'results.jsonl');

@@ -37,16 +37,16 @@ export function linuxPath(p: string): string {
   return m[1]!.replaceAll('\\', '/');
 }
 
-function onPath(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+function onPath(cmd: string, env: NodeJS.ProcessEnv): boolean {
+  return spawnSync('/bin/sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env }).status === 0;
 }
 
 /**
  * Make sure Wine, node.exe and the prefix are there (fetching node.exe with
  * `npm pack` when missing). Throws, saying what to install, when Wine is not.
  */
-export function ensureWine(): void {
-  if (!onPath('wine') || !onPath('wineserver')) {
+export function ensureWine(env: NodeJS.ProcessEnv = process.env): void {
+  if (!onPath('wine', env) || !onPath('wineserver', env)) {
     throw new Error('the Windows tier needs Wine 8: apt-get install -y wine wine64 (Debian 12; .ci/run does it)');
   }
   if (!existsSync(nodeExe)) {

@@ -112,7 +112,8 @@ export class Daemon {
       }
     }
     this.identity = loadOrCreateTlsIdentity(this.o.workdir, `tsmpid ${hostname()}`);
-    restrictToOwner(join(this.o.workdir, 'host.key'), 'file');
+    const owner = restrictToOwner(join(this.o.workdir, 'host.key'), 'file');
+    if (owner) this.o.log(`the workdir and host.key are restricted to ${owner} (icacls)`);
     // Keys are read now so a bad file fails at start; they are read again per connection.
     this.authorizedKeys();
   }

@@ -33,11 +33,12 @@ const runIcacls: Runner = (file, args) => {
 };
 
 /**
- * Restrict `path` to the current user (Windows), or nothing (elsewhere: the
- * mode it was made with does). ERR_ARG naming the path when it cannot be done.
+ * Restrict `path` to the current user (Windows: returns the account), or
+ * nothing (elsewhere, returns null: the mode it was made with does). ERR_ARG
+ * naming the path when it cannot be done.
  */
-export function restrictToOwner(path: string, kind: 'file' | 'dir', platform: Platform = process.platform, run: Runner = runIcacls): void {
-  if (platform !== 'win32') return;
+export function restrictToOwner(path: string, kind: 'file' | 'dir', platform: Platform = process.platform, run: Runner = runIcacls): string | null {
+  if (platform !== 'win32') return null;
   const account = windowsAccount();
   const { file, args } = ownerOnlyCommand(path, kind, account);
   try {
@@ -49,4 +50,5 @@ export function restrictToOwner(path: string, kind: 'file' | 'dir', platform: Pl
       { cause: e },
     );
   }
+  return account;
 }
