@@ -97,7 +97,7 @@ export class TaskRegistry {
       if (local) await compileScript(path, `${base}.mjs`, 'local');
       let remoteCode: string | null = null;
       if (this.needRemote()) {
-        await compileScript(path, `${base}.remote.mjs`, 'remote', { metaBesideBundle: true });
+        await compileScript(path, `${base}.remote.mjs`, 'remote');
         remoteCode = readFileSync(`${base}.remote.mjs`, 'utf8');
       }
       // The task's identity: the module and its local imports as compiled (the
