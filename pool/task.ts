@@ -51,6 +51,10 @@ export const FREE_VARIABLE_REMEDY = (v: string) =>
 export class TaskRegistry {
   private nextId = 1;
   private readonly bySource = new Map<string, Resolved>();
+  /** the same function object again: no second parse */
+  private readonly byFunction = new WeakMap<object, Resolved>();
+  /** the same text (a new closure of the same arrow): checked once */
+  private readonly byText = new Map<string, Resolved>();
   private readonly modules = new Map<string, Promise<Resolved>>();
 
   constructor(
@@ -64,6 +68,8 @@ export class TaskRegistry {
 
   /** A function task (synchronous: a free variable throws ERR_ARG here). */
   fromFunction(fn: unknown, what: string): Resolved {
+    const known = typeof fn === 'function' ? (this.byFunction.get(fn) ?? this.byText.get(Function.prototype.toString.call(fn))) : undefined;
+    if (known) return known;
     const { source, name } = functionSource(fn, what, '', { allowAsync: true, provided: ['reportPartial', 'reportProgress'], remedy: FREE_VARIABLE_REMEDY });
     let r = this.bySource.get(source);
     if (!r) {
@@ -71,6 +77,9 @@ export class TaskRegistry {
       r = { handle: { id: this.nextId++, local: def, remote: def, name: name || 'function' }, key: `fn:${source}` };
       this.bySource.set(source, r);
     }
+    this.byFunction.set(fn as object, r);
+    if (this.byText.size > 1000) this.byText.clear();
+    this.byText.set(Function.prototype.toString.call(fn), r);
     return r;
   }
 
