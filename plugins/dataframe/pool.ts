@@ -144,8 +144,28 @@ export async function standalonePool(workers: number): Promise<Pool> {
   if (own && own.size >= workers) return own.pool;
   // A bigger pool: the old one finishes what it runs, then ends.
   if (own) void own.pool.close();
-  own = { pool: new Pool({ workers }), size: workers };
-  return own.pool;
+  const pool = new Pool({ workers });
+  own = { pool, size: workers };
+  await allStarted(pool, workers);
+  return pool;
+}
+
+/** How long the plugin's own pool waits for its workers to start before its first call. */
+export const WORKER_START_TIMEOUT_MS = 30_000;
+
+/**
+ * Start the pool's workers (a pool starts them on first use) and wait until
+ * all are up, so that the first call spreads over all of them (and they all
+ * count as the pool's processes). A worker that cannot start is reported by the
+ * call that needs it; this only stops waiting.
+ */
+async function allStarted(pool: Pool, n: number): Promise<void> {
+  pool.submit(() => 0).then(
+    () => {},
+    () => {},
+  );
+  const until = performance.now() + WORKER_START_TIMEOUT_MS;
+  while (pool.workers.length < n && performance.now() < until && own?.pool === pool) await new Promise((r) => setTimeout(r, 2));
 }
 
 /** End the plugin's own pool (a later call starts a new one). */
