@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,pool]
 //
 // Prints four markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
@@ -13,6 +13,7 @@ import { randomFillSync } from 'node:crypto';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { poolSection, poolTable } from './pool-section.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -23,8 +24,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec]\n';
-const SECTIONS = ['p2p', 'coll', 'remote', 'codec'];
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,pool]\n';
+const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'pool'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
@@ -618,7 +619,8 @@ async function main() {
   if ((PIN.pingpong !== 'none' || PIN.stream !== 'none') && !which('taskset')) {
     notes.push('taskset not found: Node ranks ran unpinned');
   }
-  const anchors = await setUpAnchors();
+  // mpi4py anchors: only the sections that compare with it.
+  const anchors = only.has('p2p') || only.has('coll') || only.has('remote') ? await setUpAnchors() : false;
   log(`anchors: ${anchors ? anchorVersion : 'n/a'}; mode: ${quick ? 'quick' : 'full'}; sections: ${[...only].join(', ')}`);
 
   // Implementations are interleaved round by round so that drift of this noisy
@@ -695,6 +697,14 @@ async function main() {
   }
   const tCodec = Date.now();
 
+  let pool = null;
+  if (only.has('pool') && !stopping) {
+    pool = await poolSection({ run, withAnchors, quick, log, PY });
+    notes.push(...pool.notes);
+    errors.push(...pool.errors);
+  }
+  const tPool = Date.now();
+
   for (const [k, v] of results) log(`${k}: median ${num(median(v))} of [${v.map(num).join(', ')}]`);
 
   const cores = availableParallelism();
@@ -730,8 +740,16 @@ async function main() {
       `Codec: \`bench/codec.mjs\`, one process per implementation, started alternately for ${CFG.codec.rounds} rounds; each times batches of about ${CFG.codec.ms} ms of \`decodeValue(encodeValue(v))\` after 0.3 s of warm-up. "before" is the codec as it was before identity tracking (\`bench/codec-before.mjs\`, where the README's 0.3 µs / 2 µs came from). Medians of ${CFG.codec.rounds}×${CFG.codec.reps} batches.`,
     );
   }
+  if (pool) {
+    lines.push('');
+    lines.push(poolTable(pool));
+    lines.push('');
+    lines.push(
+      `Pool: \`bench/pool.mjs\` (tsmpi/pool, the serial loop, piscina, workerpool; one process) and \`bench/pool_anchors.py\` (${PY}: multiprocessing.Pool with fork, ProcessPoolExecutor, joblib's loky), one after the other. 2 workers everywhere, pools warmed before timing; trivial task \`x * 2\`, CPU-bound task a loop calibrated to ~50 ms in each language; piscina and workerpool get one \`run\`/\`exec\` per item. Remote rows: one tsmpid per host on loopback, TLS, one worker each, the pool's process as launcher. Medians of repetitions.`,
+    );
+  }
   lines.push('');
-  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s`);
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, pool ${((tPool - tCodec) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
   lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
   // The point-to-point part keeps about 2 processes runnable; much more means someone
