@@ -77,6 +77,7 @@ export class Pool {
   #idleWaiters: (() => void)[] = [];
   #nextId = 1;
   #remoteStarting: Promise<unknown> | null = null;
+  #monitor: Promise<{ close(): Promise<void> } | null> | null = null;
 
   constructor(opts?: PoolOptions, core: PoolCore = {}) {
     this.#s = readOptions(opts, core.channels !== undefined);
@@ -121,6 +122,7 @@ export class Pool {
     this.#engine = engine;
     live.add(this);
     hookExit();
+    if (s.monitor !== null) this.#monitor = startMonitor(s.monitor, engine);
     for (const ch of this.#core.channels ?? []) engine.add(ch);
     for (let i = 0; i < s.local; i++) engine.spawn();
     if (s.remote.length > 0) {
@@ -161,6 +163,7 @@ export class Pool {
     this.#barDone += doneDelta;
     this.#barTotal += totalDelta;
     this.#bar.update(0, this.#barDone, this.#barTotal);
+    this.#engine?.observer?.progress('pool', this.#barDone, this.#barTotal);
   }
 
   /** Run `fn(...args)` on a worker. */
@@ -541,6 +544,8 @@ export class Pool {
       }
     }
     await this.#core.onClosed?.();
+    engine?.observer?.end({ code: 0, message: now ? 'the pool was terminated' : 'the pool closed' });
+    await (await this.#monitor?.catch(() => null))?.close();
     this.#bar?.finish();
     this.#removeDir();
     live.delete(this);
@@ -558,6 +563,29 @@ export class Pool {
     } catch {
       // best effort at exit
     }
+  }
+}
+
+/**
+ * The live page (`monitor`): launcher/monitor's startMonitor, found at run
+ * time so the pool works in a build without it (then a note on stderr).
+ */
+async function startMonitor(where: string, engine: Engine): Promise<{ close(): Promise<void> } | null> {
+  type Mod = { startMonitor(w: string, o: { kind: 'pool'; title: string; prefix: string }): Promise<{ feed: Engine['observer']; close(): Promise<void> }> };
+  let mod: Mod;
+  try {
+    mod = (await import(new URL('../launcher/monitor/index.js', import.meta.url).href)) as Mod;
+  } catch {
+    process.stderr.write('tsmpi/pool: monitor: this build of tsmpi has no monitor; the pool runs without it\n');
+    return null;
+  }
+  try {
+    const m = await mod.startMonitor(where, { kind: 'pool', title: 'tsmpi pool', prefix: 'tsmpi pool' });
+    engine.observer = m.feed;
+    return m;
+  } catch (e) {
+    process.stderr.write(`tsmpi/pool: monitor: ${(e as Error).message}\n`);
+    return null;
   }
 }
 
