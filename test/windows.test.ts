@@ -194,6 +194,14 @@ describe('a job over localhost, a Linux tsmpid and a Windows tsmpid', () => {
     await clean(W);
   });
 
+  it("a Windows rank imports a package tsmpi depends on (tweetnacl) from the Windows host's install", async () => {
+    // danfojs-node works the same way (the remote tier runs it; under Wine its import alone takes ~10 s)
+    const r = await job(['localhost slots=1', W.line(1)], 2, fixture('deps-light.ts'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('0:32:linux 1:32:win32');
+    await clean(W);
+  });
+
   it('abort() on a Windows rank ends every rank with its code', async () => {
     const script = join(work, 'abort-win.ts');
     writeFileSync(script, `import { init } from 'tsmpi';\nconst c = await init();\nconsole.log('pid', c.rank, process.pid);\nif (c.rank === 4) { await new Promise((r) => setTimeout(r, 300)); await c.abort(7); }\nawait c.recv(0, 1);\n`);
