@@ -92,6 +92,8 @@ export class Agent {
     switch (m.t) {
       case 'auth':
         throw new TsmpiError('ERR_PROTOCOL', 'auth sent twice');
+      case 'open':
+        throw new TsmpiError('ERR_PROTOCOL', 'open sent twice, or to tsmpid');
       case 'job':
         return this.onJob(m);
       case 'digest':

@@ -202,6 +202,7 @@ class Session {
       if (m.t === 'ctl') throw new TsmpiError('ERR_PROTOCOL', 'ctl before the job started');
       if (m.t === 'job') throw new TsmpiError('ERR_PROTOCOL', 'job before authentication, or twice');
       if (m.t === 'start') throw new TsmpiError('ERR_PROTOCOL', 'start before every file arrived');
+      if (m.t === 'open') throw new TsmpiError('ERR_PROTOCOL', 'open is for agents started by ssh or srun, not tsmpid');
       throw new TsmpiError('ERR_PROTOCOL', 'a digest outside staging');
     }
     this.agent!.onControl(m);
