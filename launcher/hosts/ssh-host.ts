@@ -67,7 +67,10 @@ export class SshHost extends AgentHost {
   }
 
   protected override lostReason(why: string): string {
-    const err = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+    // the lines that say what went wrong (ssh's, the shell's, node's), else the last
+    const lines = this.stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
+    const telling = lines.filter((l) => /error|denied|not found|no such|refused|failed|cannot|unable/i.test(l));
+    const err = (telling.length ? telling.slice(0, 2) : lines.slice(-2)).join(' | ');
     return [this.exitText ?? why, err ? `ssh said: ${err}` : ''].filter(Boolean).join('; ');
   }
 

@@ -528,7 +528,7 @@ export class Job {
         safeWrite(process.stderr, `tsmpirun: received ${e.signal}; every rank was ended\n`);
         return signalCode(e.signal);
       case 'host':
-        safeWrite(process.stderr, `tsmpirun: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
+        safeWrite(process.stderr, `tsmpirun: ERR_PEER_LOST: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
         return 1;
       case 'setup':
         if (!e.quiet) safeWrite(process.stderr, `tsmpirun: ${e.error.message}\n`);
