@@ -37,6 +37,7 @@ const CONNECT_MS = 15_000;
 
 /** What srun's stdin carries, one JSON line. */
 export interface CallBack {
+  /** '' for SLURM_LAUNCH_NODE_IPADDR */
   address: string;
   port: number;
   fingerprint: string;
@@ -84,13 +85,15 @@ function readLine(stream: NodeJS.ReadableStream, limit: number, ms: number): Pro
 
 async function callBack(): Promise<{ link: Duplex; listenHost: string; token: string }> {
   const cb = JSON.parse(await readLine(process.stdin, 4096, CONNECT_MS)) as CallBack;
+  // '': the launcher's address as srun reports it to this node
+  const address = cb.address || process.env.SLURM_LAUNCH_NODE_IPADDR || '127.0.0.1';
   // Keep reading stdin (srun's), and ignore it: a closed stdin is not an end here.
   process.stdin.resume();
   const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-    const s = tls.connect({ host: cb.address, port: cb.port, rejectUnauthorized: false, minVersion: 'TLSv1.3', servername: undefined as unknown as string });
+    const s = tls.connect({ host: address, port: cb.port, rejectUnauthorized: false, minVersion: 'TLSv1.3', servername: undefined as unknown as string });
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new TsmpiError('ERR_TIMEOUT', `no TLS handshake with the launcher at ${cb.address}:${cb.port} within ${CONNECT_MS} ms`));
+      reject(new TsmpiError('ERR_TIMEOUT', `no TLS handshake with the launcher at ${address}:${cb.port} within ${CONNECT_MS} ms`));
     }, CONNECT_MS);
     s.once('secureConnect', () => {
       clearTimeout(timer);
@@ -98,12 +101,12 @@ async function callBack(): Promise<{ link: Duplex; listenHost: string; token: st
     });
     s.once('error', (e) => {
       clearTimeout(timer);
-      reject(new TsmpiError('ERR_PEER_LOST', `cannot reach the launcher at ${cb.address}:${cb.port}: ${e.message}`, { cause: e }));
+      reject(new TsmpiError('ERR_PEER_LOST', `cannot reach the launcher at ${address}:${cb.port}: ${e.message}`, { cause: e }));
     });
   });
   if (peerFingerprint(socket) !== cb.fingerprint) {
     socket.destroy();
-    throw new TsmpiError('ERR_AUTH', `the launcher at ${cb.address}:${cb.port} does not hold the key it announced`);
+    throw new TsmpiError('ERR_AUTH', `the launcher at ${address}:${cb.port} does not hold the key it announced`);
   }
   socket.setNoDelay(true);
   return { link: socket, listenHost: (socket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, ''), token: cb.token };
