@@ -4,19 +4,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
-import { parseArgs, USAGE, type RunOptions } from './cli/args.js';
+import { parseArgs, USAGE, viaOf, type RunOptions } from './cli/args.js';
 import { mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hostlist/hosts.js';
 import { Job } from './job/job.js';
 import { DEFAULT_KEY_DIR, keygen } from './keys/keys.js';
 import { distDir } from './os/paths.js';
 import { slurmHosts } from './hostlist/slurm.js';
 import { DEFAULT_SSH } from './hosts/ssh-host.js';
-
-/** `--via`, or its default: slurm inside an allocation when no host flag is given, else tsmpid. */
-export function viaOf(o: RunOptions, env: NodeJS.ProcessEnv): 'tsmpid' | 'ssh' | 'slurm' {
-  if (o.via !== null) return o.via;
-  return env.SLURM_JOB_ID && o.hosts === null && o.hostfile === null ? 'slurm' : 'tsmpid';
-}
 
 function hostsOf(o: RunOptions, via: 'tsmpid' | 'ssh' | 'slurm'): HostSpec[] {
   if (via === 'slurm') {

@@ -243,6 +243,12 @@ export function parseArgs(argv: string[]): Command {
   return { kind: 'run', options: o };
 }
 
+/** `--via`, or its default: slurm inside an allocation when no host flag is given, else tsmpid. */
+export function viaOf(o: RunOptions, env: NodeJS.ProcessEnv): 'tsmpid' | 'ssh' | 'slurm' {
+  if (o.via !== null) return o.via;
+  return env.SLURM_JOB_ID && o.hosts === null && o.hostfile === null ? 'slurm' : 'tsmpid';
+}
+
 /** Split `ssh -F "my cfg" -p 22` into words: whitespace separates, quotes and backslashes group. */
 export function splitCommand(text: string): string[] {
   const words: string[] = [];
