@@ -123,7 +123,7 @@ export async function startSshBed(hosts: [string, string][], o: { refuse?: strin
         throw new Error(`${e.message}\n${log}`);
       });
       client.push(
-        `Host ${name}`,
+        `Host ${name} ${address}`,
         `  HostName ${address}`,
         `  Port ${port}`,
         `  HostKeyAlias ${name}`,
