@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { marked } from './leftovers.js';
 
 const PROGRAMS = ['/usr/sbin/munged', '/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/bin/srun', '/usr/bin/salloc', '/usr/bin/scontrol', '/usr/bin/scancel'];
 
@@ -82,6 +83,14 @@ export async function startSlurmBed(nodes: string[], o: { cpus?: number; ctlAddr
           }),
       ),
     );
+    // a step daemon (slurmstepd) still finishing when its slurmd went: nothing may outlive the bed
+    for (const f of marked([`TSMPI_BED_MARK=${mark}`])) {
+      try {
+        process.kill(f.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   };
   try {

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { marked } from './leftovers.js';
 
 export const SSHD = '/usr/sbin/sshd';
 
@@ -165,6 +166,14 @@ export async function startSshBed(hosts: [string, string][], o: { refuse?: strin
             }),
         ),
       );
+      // a session still closing when its sshd went: nothing may outlive the bed
+      for (const f of marked([`TSMPI_BED_MARK=${mark}`])) {
+        try {
+          process.kill(f.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
