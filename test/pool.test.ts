@@ -344,8 +344,8 @@ describe('options', () => {
     expect(err?.message).toContain(name);
   });
 
-  it("via: 'ssh' is not available yet: ERR_ARG", () => {
-    expect(() => new Pool({ workers: 0, hosts: '127.0.0.51:1', via: 'ssh' })).toThrow(/via 'ssh' is not available yet/);
+  it("sshCommand needs via: 'ssh'", () => {
+    expect(() => new Pool({ workers: 0, hosts: '127.0.0.51:1', sshCommand: 'ssh -F x' })).toThrow(/sshCommand/);
   });
 
   it('map options: chunksize and items are checked', async () => {

@@ -35,8 +35,8 @@ export type RankToLauncher =
   | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[]; sent?: number; received?: number }
   /** sent as the rank ends, for --report */
   | { t: 'stats'; stats: RankStats }
-  /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64 */
-  | { t: 'pool'; b: string };
+  /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64; or '' and the value itself in `j` when JSON carries it exactly */
+  | { t: 'pool'; b: string; j?: unknown };
 
 /** What a rank did, for `tsmpirun --report`. */
 export interface RankStats {
@@ -57,8 +57,8 @@ export type LauncherToRank =
   /** the script is ready: import it (ranks start while the launcher compiles) */
   | { t: 'run' }
   | { t: 'refused'; code: string; message: string }
-  /** the task pool's message to one of its workers (tsmpi/pool): a codec-encoded value, base64 */
-  | { t: 'pool'; b: string };
+  /** the task pool's message to one of its workers (tsmpi/pool): as from a worker */
+  | { t: 'pool'; b: string; j?: unknown };
 
 const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   hello: { v: 'number', rank: 'number', pid: 'number', secret: 'string' },
