@@ -70,6 +70,8 @@ export interface EngineOptions {
   spawnLocal: (() => Promise<Channel>) | null;
   /** called when nothing is left to run (close waits on it) */
   onIdle(): void;
+  /** a worker was lost (after the engine dealt with its tasks); `ours`: the pool ended it */
+  onLost?(ch: Channel, ours: boolean): void;
 }
 
 let slotKeys = 0;
@@ -109,8 +111,30 @@ export class Engine {
     return this.slots.filter((s) => !s.dead && s.ready).map((s) => ({ pid: s.pid, host: s.ch.host }));
   }
 
+  /** Workers that are being started elsewhere (a remote host): counted as coming until they are added. */
+  expect(starting: Promise<Channel[]>, what: string): Promise<void> {
+    this.starting++;
+    return starting.then(
+      (chs) => {
+        this.starting--;
+        for (const c of chs) this.add(c);
+        this.pump();
+      },
+      (e: Error) => {
+        this.starting--;
+        this.checkStarved(`${what}: ${e.message}`);
+        this.pump();
+        throw e;
+      },
+    );
+  }
+
   /** A worker came up (or is coming): start using it once it says ready. */
   add(ch: Channel): void {
+    if (this.stopped) {
+      ch.kill();
+      return;
+    }
     const slot: Slot = { key: `w${++slotKeys}`, ch, ready: false, dead: false, pid: 0, defined: new Set(), inflight: [] };
     this.observer?.worker(slot.key, { host: ch.host, phase: 'starting' });
     this.slots.push(slot);
@@ -135,11 +159,6 @@ export class Engine {
         this.startFailed(`a local worker could not start: ${e.message}`);
       },
     );
-  }
-
-  /** Remote workers that could not start: if no worker is left at all, fail what waits. */
-  hostFailed(why: string): void {
-    this.checkStarved(why);
   }
 
   enqueue(u: Unit, front = false): void {
@@ -344,6 +363,7 @@ export class Engine {
       if (!wasReady && !ours) this.startFailed(`a local worker ${why} before it was ready`);
       else this.spawn();
     }
+    this.o.onLost?.(slot.ch, ours);
     this.checkStarved(`every worker was lost (the last ${why})`);
     this.pump();
   }

@@ -118,6 +118,7 @@ export class Pool {
       onIdle: () => {
         for (const w of this.#idleWaiters.splice(0)) w();
       },
+      onLost: (ch, ours) => this.#remoteLost(ch, ours),
     });
     this.#engine = engine;
     live.add(this);
@@ -126,25 +127,45 @@ export class Pool {
     for (const ch of this.#core.channels ?? []) engine.add(ch);
     for (let i = 0; i < s.local; i++) engine.spawn();
     if (s.remote.length > 0) {
-      const settings = { via: s.via, identityFile: s.identity, knownHostsFile: s.knownHosts, sshCommand: s.sshCommand, files: s.files, note: (l: string) => process.stderr.write(`tsmpi/pool: ${l}\n`) };
       const failures: string[] = [];
       this.#remoteStarting = Promise.all(
         s.remote.map((r) =>
-          startRemoteWorkers(r.spec, r.count, settings, this.#folder()).then(
-            (chs) => {
-              if (this.#closed && !this.#closing) chs.forEach((c) => c.kill());
-              for (const c of chs) engine.add(c);
-            },
-            (e: Error) => {
-              failures.push(`${r.spec.name}: ${e.message}`);
-              process.stderr.write(`tsmpi/pool: host ${r.spec.name} could not start workers: ${e.message}\n`);
-              engine.hostFailed(`no remote host could start workers (${failures.join('; ')})`);
-            },
-          ),
+          this.#startHost(engine, r).catch((e: Error) => {
+            failures.push(`${r.spec.name}: ${e.message}`);
+            process.stderr.write(`tsmpi/pool: host ${r.spec.name} could not start workers: ${e.message}\n`);
+          }),
         ),
       );
     }
     return engine;
+  }
+
+  /** Each remote host's workers: one job there. */
+  readonly #groups = new Map<Channel, { r: Settings['remote'][number]; left: number; ours: boolean }>();
+
+  #startHost(engine: Engine, r: Settings['remote'][number]): Promise<void> {
+    const s = this.#s;
+    const settings = { via: s.via, identityFile: s.identity, knownHostsFile: s.knownHosts, sshCommand: s.sshCommand, files: s.files, note: (l: string) => process.stderr.write(`tsmpi/pool: ${l}\n`) };
+    const starting = startRemoteWorkers(r.spec, r.count, settings, this.#folder()).then((chs) => {
+      const g = { r, left: chs.length, ours: false };
+      for (const c of chs) this.#groups.set(c, g);
+      return chs;
+    });
+    return engine.expect(starting, `no remote host could start workers (${r.spec.name})`);
+  }
+
+  /**
+   * A remote worker is gone. When the pool ended a host's workers itself (a
+   * cancelled or timed-out task: a daemon ends a job's ranks together), that
+   * host gets a new job with as many workers; a host that was lost stays out.
+   */
+  #remoteLost(ch: Channel, ours: boolean): void {
+    const g = this.#groups.get(ch);
+    if (!g) return;
+    this.#groups.delete(ch);
+    g.ours ||= ours;
+    if (--g.left > 0 || !g.ours || this.#closed || !this.#engine) return;
+    this.#startHost(this.#engine, g.r).catch((e: Error) => process.stderr.write(`tsmpi/pool: host ${g.r.spec.name} could not start workers again: ${e.message}\n`));
   }
 
   #checkOpen(what: string): TsmpiError | null {
