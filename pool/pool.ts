@@ -178,6 +178,13 @@ export class Pool {
     return this.#tasks.fromFunction(fn, `pool.${what}`);
   }
 
+  /** A task's own reportProgress(done, total): added to the bar as its own source (as tsmpirun sums ranks). */
+  #taskProgress(id: number, done: number, total: number): void {
+    if (!this.#s.progress) return;
+    this.#bar ??= new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => process.stderr.write(t) });
+    this.#bar.update(id, done, total);
+  }
+
   #progress(doneDelta: number, totalDelta: number): void {
     if (!this.#s.progress) return;
     this.#bar ??= new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => process.stderr.write(t) });
@@ -261,6 +268,7 @@ export class Pool {
         }
       });
       unit.onPartial = (v) => future.partial(v);
+      unit.onProgress = (d, t) => this.#taskProgress(id, d, t);
       this.#start().enqueue(unit);
     };
     if (resolved instanceof Promise) {
