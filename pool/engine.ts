@@ -10,6 +10,7 @@ import { TsmpiError } from '../runtime/errors.js';
 import { reviveReport } from '../runtime/fn/remote-error.js';
 import type { Channel } from './channel.js';
 import type { FailReport, FnDef, FromWorker, ToWorker } from './messages.js';
+import type { PoolObserver } from './observer.js';
 
 export type FutureState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -52,6 +53,8 @@ export interface Feeder {
 }
 
 interface Slot {
+  /** for the live view */
+  key: string;
   ch: Channel;
   ready: boolean;
   dead: boolean;
@@ -67,7 +70,11 @@ export interface EngineOptions {
   spawnLocal: (() => Promise<Channel>) | null;
   /** called when nothing is left to run (close waits on it) */
   onIdle(): void;
+  /** a worker was lost (after the engine dealt with its tasks); `ours`: the pool ended it */
+  onLost?(ch: Channel, ours: boolean): void;
 }
+
+let slotKeys = 0;
 
 /** Consecutive local workers dying before they were ready: stop replacing. */
 const MAX_START_FAILURES = 3;
@@ -85,6 +92,9 @@ export class Engine {
   /** whether the workers keep this process alive: while there is work */
   private refd = true;
 
+  /** the live view, once it is up (the `monitor` option) */
+  observer: PoolObserver | null = null;
+
   constructor(private readonly o: EngineOptions) {}
 
   /** Live workers (ready or starting). */
@@ -101,9 +111,32 @@ export class Engine {
     return this.slots.filter((s) => !s.dead && s.ready).map((s) => ({ pid: s.pid, host: s.ch.host }));
   }
 
+  /** Workers that are being started elsewhere (a remote host): counted as coming until they are added. */
+  expect(starting: Promise<Channel[]>, what: string): Promise<void> {
+    this.starting++;
+    return starting.then(
+      (chs) => {
+        this.starting--;
+        for (const c of chs) this.add(c);
+        this.pump();
+      },
+      (e: Error) => {
+        this.starting--;
+        this.checkStarved(`${what}: ${e.message}`);
+        this.pump();
+        throw e;
+      },
+    );
+  }
+
   /** A worker came up (or is coming): start using it once it says ready. */
   add(ch: Channel): void {
-    const slot: Slot = { ch, ready: false, dead: false, pid: 0, defined: new Set(), inflight: [] };
+    if (this.stopped) {
+      ch.kill();
+      return;
+    }
+    const slot: Slot = { key: `w${++slotKeys}`, ch, ready: false, dead: false, pid: 0, defined: new Set(), inflight: [] };
+    this.observer?.worker(slot.key, { host: ch.host, phase: 'starting' });
     this.slots.push(slot);
     ch.ref(this.refd);
     ch.onMessage = (m) => this.onMessage(slot, m);
@@ -128,11 +161,6 @@ export class Engine {
     );
   }
 
-  /** Remote workers that could not start: if no worker is left at all, fail what waits. */
-  hostFailed(why: string): void {
-    this.checkStarved(why);
-  }
-
   enqueue(u: Unit, front = false): void {
     if (this.stopped) {
       u.settle(new TsmpiError('ERR_CANCELLED', `${u.label} was cancelled: the pool was terminated`), undefined, 0);
@@ -140,6 +168,7 @@ export class Engine {
     }
     if (front) this.queue.unshift(u);
     else this.queue.push(u);
+    this.observer?.task(u.id, 'queued');
     this.setRef(true);
     this.pump();
   }
@@ -233,6 +262,8 @@ export class Engine {
     u.channel = slot;
     u.host = slot.ch.host;
     slot.inflight.push(u);
+    this.observer?.task(u.id, 'running');
+    if (slot.inflight.length === 1) this.observer?.worker(slot.key, { phase: 'busy', task: u.id });
     if (slot.inflight.length === 1) this.startTimer(slot);
   }
 
@@ -252,6 +283,11 @@ export class Engine {
     u.timer = null;
     u.channel = null;
     u.state = err ? (err instanceof TsmpiError && err.code === 'ERR_CANCELLED' ? 'cancelled' : 'failed') : 'done';
+    const o = this.observer;
+    if (o) {
+      o.task(u.id, u.state);
+      if (err && u.state === 'failed') o.failure({ from: u.label, host: u.host ?? undefined, name: err.name, message: err.message, stack: err.stack ?? '' });
+    }
     u.settle(err, value, ms);
   }
 
@@ -261,6 +297,7 @@ export class Engine {
       case 'ready':
         slot.ready = true;
         slot.pid = m.pid;
+        this.observer?.worker(slot.key, { pid: m.pid, phase: 'idle' });
         this.startFailures = 0;
         this.pump();
         return;
@@ -268,8 +305,13 @@ export class Engine {
       case 'progress': {
         const u = slot.inflight.find((x) => x.id === m.task);
         if (!u) return;
-        if (m.t === 'partial') u.onPartial?.(m.value);
-        else u.onProgress?.(m.done, m.total);
+        if (m.t === 'partial') {
+          this.observer?.partial(u.label, m.value, Date.now() / 1000);
+          u.onPartial?.(m.value);
+        } else {
+          this.observer?.progress(u.label, m.done, m.total);
+          u.onProgress?.(m.done, m.total);
+        }
         return;
       }
       case 'ok':
@@ -279,6 +321,8 @@ export class Engine {
         const [u] = slot.inflight.splice(i, 1);
         if (m.t === 'ok') this.finish(u!, null, m.value, m.ms);
         else this.finish(u!, this.revive(u!, slot, m.report), undefined, 0);
+        const head = slot.inflight[0];
+        this.observer?.worker(slot.key, head ? { phase: 'busy', task: head.id } : { phase: 'idle', task: null });
         this.startTimer(slot);
         this.pump();
         return;
@@ -297,6 +341,7 @@ export class Engine {
   private onLost(slot: Slot, why: string, ours: boolean): void {
     if (slot.dead) return;
     slot.dead = true;
+    this.observer?.worker(slot.key, { phase: 'lost', task: null });
     const wasReady = slot.ready;
     const units = slot.inflight.splice(0);
     const head = units.shift();
@@ -318,6 +363,7 @@ export class Engine {
       if (!wasReady && !ours) this.startFailed(`a local worker ${why} before it was ready`);
       else this.spawn();
     }
+    this.o.onLost?.(slot.ch, ours);
     this.checkStarved(`every worker was lost (the last ${why})`);
     this.pump();
   }

@@ -38,7 +38,15 @@ class CommChannel implements Channel {
     // the job's links are the runtime's
   }
   kill(): void {
-    // A rank cannot be ended alone without ending the job: say so to the task's future.
+    // A rank cannot be ended alone without ending the job: it leaves the pool,
+    // and stops serving (null) once the task it is running returns.
+    if (!this.gone) {
+      try {
+        this.send({ t: 'bye' });
+      } catch {
+        // cannot happen: bye always encodes
+      }
+    }
     this.lost('cannot be ended alone (a rank of the job); it was dropped from the pool', true);
   }
   lost(why: string, ours = false): void {

@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TsmpiError } from '../runtime/errors.js';
 import type { HostSpec } from '../launcher/hostlist/hosts.js';
 import { LocalHost } from '../launcher/hosts/local-host.js';
 import type { HostEvents, RankHost } from '../launcher/hosts/rank-host.js';
@@ -19,7 +18,7 @@ import type { StagedSource } from '../launcher/hosts/tsmpid-host.js';
 import { POOL_WORKER_PLACEHOLDER, SCRIPT_FILE } from '../launcher/job/placeholders.js';
 import { poolWorkerEntry } from '../launcher/os/paths.js';
 import type { Channel } from './channel.js';
-import { pack, unpack, type FromWorker } from './messages.js';
+import { fromControl, toControl, type FromWorker } from './messages.js';
 
 export type Via = 'tsmpid' | 'ssh';
 
@@ -44,7 +43,7 @@ export interface RemoteSettings {
   via: Via;
   identityFile: string;
   knownHostsFile: string;
-  sshCommand: string | null;
+  sshCommand: string[] | null;
   files: string[];
   note(line: string): void;
 }
@@ -71,7 +70,7 @@ class HostChannels {
         if (!c || m.t !== 'pool') return;
         let v: FromWorker;
         try {
-          v = unpack(m.b) as FromWorker;
+          v = fromControl(m) as FromWorker;
         } catch (e) {
           c.lost(`sent a malformed message (${(e as Error).message})`);
           return;
@@ -101,8 +100,8 @@ class HostChannel implements Channel {
     return this.owner.host.name;
   }
   send(m: Parameters<Channel['send']>[0]): void {
-    const b = pack(m);
-    if (!this.gone && !this.owner.host.send(this.rank, { t: 'pool', b })) {
+    const c = toControl(m);
+    if (!this.gone && !this.owner.host.send(this.rank, c)) {
       // not connected yet or any more: the exit event follows
     }
   }
@@ -166,17 +165,15 @@ export async function startLocalWorker(dir: PoolDir): Promise<Channel> {
  */
 export async function startRemoteWorkers(spec: HostSpec, count: number, settings: RemoteSettings, dir: PoolDir): Promise<Channel[]> {
   const host = await makeHost(spec, count, settings, dir);
+  await host.connect();
   const hc = new HostChannels(host, false);
   await host.start(hc.events());
   return [...hc.channels.values()];
 }
 
 /** The one factory of remote RankHosts: `via` picks the implementation. */
-async function makeHost(spec: HostSpec, count: number, s: RemoteSettings, dir: PoolDir): Promise<RankHost> {
-  if (s.via === 'ssh') throw new TsmpiError('ERR_ARG', `Pool: via 'ssh' is not available yet (use via: 'tsmpid')`);
-  const [{ RemoteHost }, { KnownHosts, readIdentity }, { fileDigest }, { createTlsIdentity }, { stagedName }, { statSync }] = await Promise.all([
-    import('../launcher/hosts/tsmpid-host.js'),
-    import('../launcher/keys/keys.js'),
+async function makeHost(spec: HostSpec, count: number, s: RemoteSettings, dir: PoolDir): Promise<RankHost & { connect(): Promise<void> }> {
+  const [{ fileDigest }, { createTlsIdentity }, { stagedName }, { statSync }] = await Promise.all([
     import('../launcher/staging/staging.js'),
     import('../launcher/keys/x509.js'),
     import('../launcher/job/job.js'),
@@ -185,15 +182,10 @@ async function makeHost(spec: HostSpec, count: number, s: RemoteSettings, dir: P
   const script = remoteStub(dir);
   const files: StagedSource[] = [{ path: script, name: SCRIPT_FILE, ...(await fileDigest(script)) }];
   for (const f of s.files) files.push({ path: f, name: stagedName(f), size: statSync(f).size, sha256: '' });
-  const ranks = Array.from({ length: count }, (_, i) => i);
-  const host = new RemoteHost({
-    host: spec,
-    ranks,
+  const job = {
+    ranks: Array.from({ length: count }, (_, i) => i),
     size: count,
     secret: randomBytes(24).toString('hex'),
-    identity: readIdentity(s.identityFile),
-    knownHosts: new KnownHosts(s.knownHostsFile),
-    knownHostsFile: s.knownHostsFile,
     files,
     script: 'pool-worker.mjs',
     args: [],
@@ -203,8 +195,12 @@ async function makeHost(spec: HostSpec, count: number, s: RemoteSettings, dir: P
     oversubscribe: true,
     connectTimeoutMs: 10_000,
     note: s.note,
-  });
-  await host.connect();
-  return host;
+  };
+  if (s.via === 'ssh') {
+    const { SshHost, DEFAULT_SSH } = await import('../launcher/hosts/ssh-host.js');
+    return new SshHost({ ...job, host: spec, ssh: s.sshCommand ? { ...DEFAULT_SSH, command: s.sshCommand } : DEFAULT_SSH });
+  }
+  const [{ RemoteHost }, { KnownHosts, readIdentity }] = await Promise.all([import('../launcher/hosts/tsmpid-host.js'), import('../launcher/keys/keys.js')]);
+  return new RemoteHost({ ...job, host: spec, identity: readIdentity(s.identityFile), knownHosts: new KnownHosts(s.knownHostsFile), knownHostsFile: s.knownHostsFile });
 }
 

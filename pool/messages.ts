@@ -5,7 +5,7 @@
  * `{ t: 'pool' }` control message; over a communicator (Pool.fromComm) as the
  * value itself.
  */
-import { decodeValue, encodeValue, flatten } from '../runtime/wire/codec.js';
+import { decodeValue, encodeValue, flatten, jsonSafe } from '../runtime/wire/codec.js';
 import type { ErrorReport } from '../runtime/fn/remote-error.js';
 
 /** A function a worker keeps, by id: source text, or an export of a compiled module. */
@@ -45,6 +45,15 @@ export type FromWorker =
   | { t: 'progress'; task: number; done: number; total: number }
   /** after bye (Pool.fromComm: the rank stops serving) */
   | { t: 'gone' };
+
+/** The `pool` control message carrying `m`: as JSON itself when JSON carries it exactly, else packed. */
+export function toControl(m: ToWorker | FromWorker): { t: 'pool'; b: string; j?: unknown } {
+  return jsonSafe(m) ? { t: 'pool', b: '', j: m } : { t: 'pool', b: pack(m) };
+}
+
+export function fromControl(c: { b: string; j?: unknown }): unknown {
+  return c.b === '' ? c.j : unpack(c.b);
+}
 
 /** A value → text for a control message (throws ERR_SERIALIZE naming the part that cannot travel). */
 export function pack(value: unknown): string {

@@ -5,6 +5,7 @@ import { TsmpiError } from '../runtime/errors.js';
 import { DEFAULT_KEY_DIR } from '../launcher/keys/keys.js';
 import { isLocalHost, parseHostfile, parseHostList, slotsOf, type HostSpec } from '../launcher/hostlist/hosts.js';
 import { join } from 'node:path';
+import { splitCommand } from '../launcher/cli/args.js';
 import type { Via } from './hosts.js';
 
 export interface PoolOptions {
@@ -38,7 +39,8 @@ export interface Settings {
   identity: string;
   knownHosts: string;
   via: Via;
-  sshCommand: string | null;
+  /** split into words */
+  sshCommand: string[] | null;
   files: string[];
   retries: number;
   taskTimeout: number | null;
@@ -89,7 +91,9 @@ export function readOptions(opts: unknown, given = false): Settings {
   }
   const via = o.via === undefined ? 'tsmpid' : o.via;
   if (via !== 'tsmpid' && via !== 'ssh') throw bad('via', "'tsmpid' or 'ssh'", via);
-  const sshCommand = str(o, 'sshCommand') ?? null;
+  const sshText = str(o, 'sshCommand') ?? null;
+  const sshCommand = sshText === null ? null : splitCommand(sshText);
+  if (sshCommand !== null && sshCommand.length === 0) throw bad('sshCommand', 'a command', sshText);
   if (sshCommand !== null && via !== 'ssh') throw new TsmpiError('ERR_ARG', "Pool: options.sshCommand needs via: 'ssh'");
   const files = o.files === undefined ? [] : o.files;
   if (!Array.isArray(files) || files.some((f) => typeof f !== 'string' || f === '')) throw bad('files', 'an array of file paths', files);
@@ -115,8 +119,6 @@ export function readOptions(opts: unknown, given = false): Settings {
     if (isLocalHost(h.name)) local = (local ?? 0) + (h.slots ?? availableParallelism());
     else remote.push({ spec: h, count: slotsOf(h) });
   }
-  // The ssh way lands with SshHost (launcher/hosts); until then it is refused here, at once.
-  if (via === 'ssh' && remote.length > 0) throw new TsmpiError('ERR_ARG', "Pool: options.via 'ssh' is not available yet (use via: 'tsmpid')");
   if (local === undefined) local = hosts.length > 0 ? 0 : availableParallelism();
   if (local === 0 && remote.length === 0 && !given) throw new TsmpiError('ERR_ARG', 'Pool: options.workers is 0 and no hosts are given: the pool would have no worker');
   return {

@@ -77,6 +77,7 @@ export class Pool {
   #idleWaiters: (() => void)[] = [];
   #nextId = 1;
   #remoteStarting: Promise<unknown> | null = null;
+  #monitor: Promise<{ close(): Promise<void> } | null> | null = null;
 
   constructor(opts?: PoolOptions, core: PoolCore = {}) {
     this.#s = readOptions(opts, core.channels !== undefined);
@@ -117,32 +118,54 @@ export class Pool {
       onIdle: () => {
         for (const w of this.#idleWaiters.splice(0)) w();
       },
+      onLost: (ch, ours) => this.#remoteLost(ch, ours),
     });
     this.#engine = engine;
     live.add(this);
     hookExit();
+    if (s.monitor !== null) this.#monitor = startMonitor(s.monitor, engine);
     for (const ch of this.#core.channels ?? []) engine.add(ch);
     for (let i = 0; i < s.local; i++) engine.spawn();
     if (s.remote.length > 0) {
-      const settings = { via: s.via, identityFile: s.identity, knownHostsFile: s.knownHosts, sshCommand: s.sshCommand, files: s.files, note: (l: string) => process.stderr.write(`tsmpi/pool: ${l}\n`) };
       const failures: string[] = [];
       this.#remoteStarting = Promise.all(
         s.remote.map((r) =>
-          startRemoteWorkers(r.spec, r.count, settings, this.#folder()).then(
-            (chs) => {
-              if (this.#closed && !this.#closing) chs.forEach((c) => c.kill());
-              for (const c of chs) engine.add(c);
-            },
-            (e: Error) => {
-              failures.push(`${r.spec.name}: ${e.message}`);
-              process.stderr.write(`tsmpi/pool: host ${r.spec.name} could not start workers: ${e.message}\n`);
-              engine.hostFailed(`no remote host could start workers (${failures.join('; ')})`);
-            },
-          ),
+          this.#startHost(engine, r).catch((e: Error) => {
+            failures.push(`${r.spec.name}: ${e.message}`);
+            process.stderr.write(`tsmpi/pool: host ${r.spec.name} could not start workers: ${e.message}\n`);
+          }),
         ),
       );
     }
     return engine;
+  }
+
+  /** Each remote host's workers: one job there. */
+  readonly #groups = new Map<Channel, { r: Settings['remote'][number]; left: number; ours: boolean }>();
+
+  #startHost(engine: Engine, r: Settings['remote'][number]): Promise<void> {
+    const s = this.#s;
+    const settings = { via: s.via, identityFile: s.identity, knownHostsFile: s.knownHosts, sshCommand: s.sshCommand, files: s.files, note: (l: string) => process.stderr.write(`tsmpi/pool: ${l}\n`) };
+    const starting = startRemoteWorkers(r.spec, r.count, settings, this.#folder()).then((chs) => {
+      const g = { r, left: chs.length, ours: false };
+      for (const c of chs) this.#groups.set(c, g);
+      return chs;
+    });
+    return engine.expect(starting, `no remote host could start workers (${r.spec.name})`);
+  }
+
+  /**
+   * A remote worker is gone. When the pool ended a host's workers itself (a
+   * cancelled or timed-out task: a daemon ends a job's ranks together), that
+   * host gets a new job with as many workers; a host that was lost stays out.
+   */
+  #remoteLost(ch: Channel, ours: boolean): void {
+    const g = this.#groups.get(ch);
+    if (!g) return;
+    this.#groups.delete(ch);
+    g.ours ||= ours;
+    if (--g.left > 0 || !g.ours || this.#closed || !this.#engine) return;
+    this.#startHost(this.#engine, g.r).catch((e: Error) => process.stderr.write(`tsmpi/pool: host ${g.r.spec.name} could not start workers again: ${e.message}\n`));
   }
 
   #checkOpen(what: string): TsmpiError | null {
@@ -155,12 +178,20 @@ export class Pool {
     return this.#tasks.fromFunction(fn, `pool.${what}`);
   }
 
+  /** A task's own reportProgress(done, total): added to the bar as its own source (as tsmpirun sums ranks). */
+  #taskProgress(id: number, done: number, total: number): void {
+    if (!this.#s.progress) return;
+    this.#bar ??= new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => process.stderr.write(t) });
+    this.#bar.update(id, done, total);
+  }
+
   #progress(doneDelta: number, totalDelta: number): void {
     if (!this.#s.progress) return;
     this.#bar ??= new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => process.stderr.write(t) });
     this.#barDone += doneDelta;
     this.#barTotal += totalDelta;
     this.#bar.update(0, this.#barDone, this.#barTotal);
+    this.#engine?.observer?.progress('pool', this.#barDone, this.#barTotal);
   }
 
   /** Run `fn(...args)` on a worker. */
@@ -237,6 +268,7 @@ export class Pool {
         }
       });
       unit.onPartial = (v) => future.partial(v);
+      unit.onProgress = (d, t) => this.#taskProgress(id, d, t);
       this.#start().enqueue(unit);
     };
     if (resolved instanceof Promise) {
@@ -541,6 +573,8 @@ export class Pool {
       }
     }
     await this.#core.onClosed?.();
+    engine?.observer?.end({ code: 0, message: now ? 'the pool was terminated' : 'the pool closed' });
+    await (await this.#monitor?.catch(() => null))?.close();
     this.#bar?.finish();
     this.#removeDir();
     live.delete(this);
@@ -558,6 +592,29 @@ export class Pool {
     } catch {
       // best effort at exit
     }
+  }
+}
+
+/**
+ * The live page (`monitor`): launcher/monitor's startMonitor, found at run
+ * time so the pool works in a build without it (then a note on stderr).
+ */
+async function startMonitor(where: string, engine: Engine): Promise<{ close(): Promise<void> } | null> {
+  type Mod = { startMonitor(w: string, o: { kind: 'pool'; title: string; prefix: string }): Promise<{ feed: Engine['observer']; close(): Promise<void> }> };
+  let mod: Mod;
+  try {
+    mod = (await import(new URL('../launcher/monitor/index.js', import.meta.url).href)) as Mod;
+  } catch {
+    process.stderr.write('tsmpi/pool: monitor: this build of tsmpi has no monitor; the pool runs without it\n');
+    return null;
+  }
+  try {
+    const m = await mod.startMonitor(where, { kind: 'pool', title: 'tsmpi pool', prefix: 'tsmpi pool' });
+    engine.observer = m.feed;
+    return m;
+  } catch (e) {
+    process.stderr.write(`tsmpi/pool: monitor: ${(e as Error).message}\n`);
+    return null;
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { launcherLink, toLauncher } from '../runtime/world.js';
-import { pack, unpack, type ToWorker } from './messages.js';
+import { fromControl, toControl, type ToWorker } from './messages.js';
 import { serve } from './worker.js';
 
 const link = launcherLink();
@@ -27,11 +27,11 @@ watchdog.unref();
 link.ref(true);
 await serve({
   send: (m) => {
-    toLauncher({ t: 'pool', b: pack(m) });
+    toLauncher(toControl(m));
   },
   onMessage: (h) =>
     link.onMessage((m) => {
-      if (m.t === 'pool') h(unpack(m.b) as ToWorker);
+      if (m.t === 'pool') h(fromControl(m) as ToWorker);
     }),
 });
 link.ref(false);

@@ -44,10 +44,19 @@ export function serve(port: WorkerPort, where = hostname()): Promise<void> {
       fail(task, new TsmpiError('ERR_SERIALIZE', `the task's result cannot be sent back: ${describeUnclonable(value)}`, { cause: e }), { unsendable: true });
     }
   };
-  const sinkFor = (task: number) => ({
-    partial: (value: unknown) => port.send({ t: 'partial', task, value }),
-    progress: (d: number, total: number) => port.send({ t: 'progress', task, done: d, total }),
-  });
+  const sinkFor = (task: number) => {
+    // Progress leaves at most every 100 ms (and always when done): a hot loop may call it freely.
+    let last = -Infinity;
+    return {
+      partial: (value: unknown) => port.send({ t: 'partial', task, value }),
+      progress: (d: number, total: number) => {
+        const now = performance.now();
+        if (d < total && now - last < 100) return;
+        last = now;
+        port.send({ t: 'progress', task, done: d, total });
+      },
+    };
+  };
 
   async function handle(m: ToWorker): Promise<void> {
     switch (m.t) {

@@ -104,6 +104,31 @@ describe('remote hosts through tsmpid', () => {
     }
   });
 
+  it('cancel of a running remote task: ERR_CANCELLED; the host gets new workers and the other tasks still finish', async () => {
+    const pool = new Pool({ workers: 0, hostfile: hostfile([A, 2]), ...keys() });
+    try {
+      const long = pool.submit(async () => {
+        await new Promise((r) => setTimeout(r, 20_000));
+      });
+      const other = pool.submit(async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        return 'other';
+      });
+      await until(() => long.state === 'running' && other.state === 'running', 15_000, 'both tasks to run');
+      const before = A.children();
+      expect(long.cancel()).toBe(true);
+      expect(long.state).toBe('cancelled');
+      await expect(long).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
+      // the other task went back to the queue and ran on the new workers
+      expect(await other).toBe('other');
+      expect(await pool.submit(() => 'after')).toBe('after');
+      for (const pid of before) expect(A.children()).not.toContain(pid);
+    } finally {
+      await pool.close();
+    }
+    await until(() => A.children().length === 0, 5000, 'the remote workers to end');
+  });
+
   it('a host that cannot be reached: ERR_PEER_LOST for what waits, nothing hangs', async () => {
     const file = writeHostfile(base, ['127.0.0.59 slots=1 port=1']);
     const pool = new Pool({ workers: 0, hostfile: file, ...keys() });

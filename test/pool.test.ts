@@ -176,8 +176,27 @@ describe('errors', () => {
     await expect(pool.map((x: number) => x + secret, [1])).rejects.toMatchObject({ code: 'ERR_ARG' });
   });
 
+  it('imap and imapUnordered throw the first error when the loop reaches it', async () => {
+    const bad = (x: number) => {
+      if (x === 5) throw new Error('five');
+      return x;
+    };
+    const seen: number[] = [];
+    const e = await (async () => {
+      for await (const v of pool.imap(bad, range(10), { chunksize: 1 })) seen.push(v);
+    })().catch((x: Error) => x);
+    expect((e as Error).message).toBe('five');
+    expect(seen.every((v, i) => v === i)).toBe(true);
+    const u = await (async () => {
+      for await (const _ of pool.imapUnordered(bad, range(10))) void _;
+    })().catch((x: Error) => x);
+    expect((u as Error).message).toBe('five');
+  });
+
   it('unserializable arguments and results are ERR_SERIALIZE', async () => {
     expect(await code(pool.submit((f: unknown) => 1, () => 1))).toBe('ERR_SERIALIZE');
+    const named = await pool.submit((o: unknown) => o, { jobs: [1, { run: () => 0 }] }).catch((x: Error) => x);
+    expect((named as Error).message).toContain('jobs[1].run is a function');
     expect(await code(pool.submit(() => ({ f: () => 1 })))).toBe('ERR_SERIALIZE');
     expect(await code(pool.map((x: number) => (x === 3 ? Symbol('s') : x), range(5)))).toBe('ERR_SERIALIZE');
     expect(await pool.submit(() => 'still fine')).toBe('still fine');
@@ -344,8 +363,8 @@ describe('options', () => {
     expect(err?.message).toContain(name);
   });
 
-  it("via: 'ssh' is not available yet: ERR_ARG", () => {
-    expect(() => new Pool({ workers: 0, hosts: '127.0.0.51:1', via: 'ssh' })).toThrow(/via 'ssh' is not available yet/);
+  it("sshCommand needs via: 'ssh'", () => {
+    expect(() => new Pool({ workers: 0, hosts: '127.0.0.51:1', sshCommand: 'ssh -F x' })).toThrow(/sshCommand/);
   });
 
   it('map options: chunksize and items are checked', async () => {

@@ -78,7 +78,8 @@ interface Walk {
  * modest depth, and every object reached by one path only: JSON would send an
  * object reached twice (shared or cyclic) twice, so such values take the v8 path.
  */
-function jsonSafe(v: unknown): boolean {
+/** Whether JSON carries `v` exactly (no shared objects, no -0, NaN, undefined, classes…). */
+export function jsonSafe(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return primitiveJsonSafe(v);
   return objectJsonSafe(v, 0, { root: v, seen: null });
 }

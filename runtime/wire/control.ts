@@ -35,8 +35,8 @@ export type RankToLauncher =
   | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[]; sent?: number; received?: number }
   /** sent as the rank ends, for --report */
   | { t: 'stats'; stats: RankStats }
-  /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64 */
-  | { t: 'pool'; b: string };
+  /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64; or '' and the value itself in `j` when JSON carries it exactly */
+  | { t: 'pool'; b: string; j?: unknown };
 
 /** What a rank did, for `tsmpirun --report`. */
 export interface RankStats {
@@ -57,8 +57,8 @@ export type LauncherToRank =
   /** the script is ready: import it (ranks start while the launcher compiles) */
   | { t: 'run' }
   | { t: 'refused'; code: string; message: string }
-  /** the task pool's message to one of its workers (tsmpi/pool): a codec-encoded value, base64 */
-  | { t: 'pool'; b: string };
+  /** the task pool's message to one of its workers (tsmpi/pool): as from a worker */
+  | { t: 'pool'; b: string; j?: unknown };
 
 const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   hello: { v: 'number', rank: 'number', pid: 'number', secret: 'string' },
@@ -121,7 +121,15 @@ export type DaemonToLauncher =
   | { t: 'started'; pids: number[]; listenHost: string }
   | { t: 'rank'; rank: number; m: RankToLauncher }
   | { t: 'exit'; rank: number; code: number | null; signal: string | null }
-  | { t: 'pong' };
+  | { t: 'pong' }
+  /**
+   * An agent started by ssh or srun says hello (it has no challenge: ssh
+   * authenticated the launcher, a Slurm node proves the job's token).
+   * `listenHost`: where its ranks listen; `peerHost`: the launcher's address as
+   * this host sees it (ssh), or ''; `node`: the Slurm node name; `token`: the
+   * job's call-back token (Slurm only, over TLS to the pinned launcher).
+   */
+  | { t: 'agent'; v: number; host: string; platform: string; slots: number; listenHost: string; peerHost: string; node?: string; token?: string };
 
 export type LauncherToDaemon =
   | { t: 'auth'; key: string; sig: string; staging: string }
@@ -145,7 +153,9 @@ export type LauncherToDaemon =
   | { t: 'start' }
   | { t: 'ctl'; rank: number; m: LauncherToRank }
   | { t: 'kill'; signal: string }
-  | { t: 'ping' };
+  | { t: 'ping' }
+  /** to an agent after its hello: the key staged chunks are sealed with */
+  | { t: 'open'; fileKey: string };
 
 const DAEMON_FIELDS: Record<DaemonToLauncher['t'], Record<string, string>> = {
   challenge: { v: 'number', nonce: 'string', host: 'string', platform: 'string', slots: 'number', staging: 'string' },
@@ -155,6 +165,7 @@ const DAEMON_FIELDS: Record<DaemonToLauncher['t'], Record<string, string>> = {
   rank: { rank: 'number', m: 'object' },
   exit: { rank: 'number' },
   pong: {},
+  agent: { v: 'number', host: 'string', platform: 'string', slots: 'number', listenHost: 'string', peerHost: 'string' },
 };
 
 const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = {
@@ -176,6 +187,7 @@ const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = 
   ctl: { rank: 'number', m: 'object' },
   kill: { signal: 'string' },
   ping: {},
+  open: { fileKey: 'string' },
 };
 
 export function parseDaemonMessage(value: unknown): DaemonToLauncher {
