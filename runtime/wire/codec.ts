@@ -80,8 +80,22 @@ interface Walk {
  */
 function jsonSafe(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return primitiveJsonSafe(v);
-  return objectJsonSafe(v, 0, { root: v, seen: null });
+  // A getter in the value may send a value itself: only the outer walk uses the scratch state.
+  if (walking) return objectJsonSafe(v, 0, { root: v, seen: null });
+  walking = true;
+  scratch.root = v;
+  try {
+    return objectJsonSafe(v, 0, scratch);
+  } finally {
+    walking = false;
+    scratch.root = scratch;
+    scratch.seen = null;
+  }
 }
+
+/** The outer walk's state, reused: a flat object costs no allocation. */
+const scratch: Walk = { root: {}, seen: null };
+let walking = false;
 
 function primitiveJsonSafe(v: unknown): boolean {
   switch (typeof v) {
