@@ -313,7 +313,7 @@ export class Job {
     }
     if (via === 'slurm') {
       const { SlurmStep } = await import('../hosts/slurm-host.js');
-      const step = (this.slurmStep = new SlurmStep({ nodes: spec.placement.map((p) => p.host.name), remoteNode: spec.ssh?.remoteNode ?? process.execPath, remotePrefix: spec.ssh?.remotePrefix ?? null }));
+      const step = new SlurmStep({ nodes: spec.placement.map((p) => p.host.name), remoteNode: spec.ssh?.remoteNode ?? process.execPath, remotePrefix: spec.ssh?.remotePrefix ?? null });
       return (p, job) => step.host(p.host.name, job);
     }
     const [{ RemoteHost }, { KnownHosts, readIdentity }] = await Promise.all([import('../hosts/tsmpid-host.js'), import('../keys/keys.js')]);
@@ -321,8 +321,6 @@ export class Job {
     const knownHosts = new KnownHosts(spec.knownHostsFile);
     return (p, job) => new RemoteHost({ ...job, host: p.host, identity, knownHosts, knownHostsFile: spec.knownHostsFile });
   }
-
-  private slurmStep: import('../hosts/slurm-host.js').SlurmStep | null = null;
 
   private onHostLost(h: RankHost, reason: string): void {
     const lost = h.ranks.filter((r) => !this.ranks[r]!.exited);
