@@ -183,13 +183,13 @@ describe('tsmpirun --via ssh', () => {
     const t0 = Date.now();
     const r = await sshJob('localhost:1,hostR:1', 2, fixture('remote-hello.ts'));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cannot start the agent on hostR \(ssh\).*Permission denied/);
+    expect(r.stderr).toMatch(/ERR_AUTH: cannot start the agent on hostR \(ssh\).*Permission denied/);
     expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
   it('a --remote-prefix with no tsmpi there: a clear error naming the host', async () => {
     const r = await sshJob('hostA:1', 1, fixture('remote-hello.ts'), [], { extra: ['--remote-prefix', '/nonexistent/tsmpi'] });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/hostA \(ssh\).*Cannot find module '\/nonexistent\/tsmpi\/dist\/launcher\/agent\/agent-main\.js'/);
+    expect(r.stderr).toMatch(/ERR_PEER_LOST: cannot start the agent on hostA \(ssh\).*Cannot find module '\/nonexistent\/tsmpi\/dist\/launcher\/agent\/agent-main\.js'/);
   });
 });

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname, constants as osConstants, tmpdir } from 'node:os';
 import { basename, isAbsolute, join, normalize, sep } from 'node:path';
+import { isTsmpiError } from '../../runtime/errors.js';
 import type { RankToLauncher } from '../../runtime/wire/control.js';
 import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
@@ -250,7 +251,9 @@ export class Job {
       try {
         await Promise.all(remotes.map((h) => h.connect()));
       } catch (e) {
-        safeWrite(process.stderr, `tsmpirun: ${(e as Error).message}\n`);
+        // the code says which: ERR_AUTH (a key refused), ERR_PEER_LOST (unreachable, gone), ERR_TIMEOUT
+        const code = isTsmpiError(e) ? `${e.code}: ` : '';
+        safeWrite(process.stderr, `tsmpirun: ${code}${(e as Error).message}\n`);
         return 1;
       }
       listenTls = `tls:${remotes[0]!.localAddress.includes(':') ? `[${remotes[0]!.localAddress}]` : remotes[0]!.localAddress}:0`;
