@@ -3,7 +3,7 @@
 //
 //   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,pool]
 //
-// Prints five markdown tables on stdout (progress goes to stderr): point to
+// Prints six markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
 // addresses), the value codec's fast paths, start-up over ssh and Slurm, the task
 // pool against Python's and Node's pools (bench/pool-section.mjs). Every child process runs in its own process group and is killed
