@@ -21,6 +21,7 @@ import { runChunk, type CallSpec, type Chunk, type ChunkResult, type Kind } from
 import type { FailureReport } from './messages.js';
 import type { Packed } from './columns.js';
 import { reportOf, unsendable } from './remote-error.js';
+import { isFileRef, putFile, takeFile, type FileRef } from './handoff.js';
 
 /** What every chunk of one call carries besides its data. */
 export interface ChunkCall {
@@ -30,11 +31,13 @@ export interface ChunkCall {
   hasCtx: boolean;
   /** send `{ done }` partial results about every 100 ms */
   progress: boolean;
+  /** a folder on this machine: the result goes into a file there (handoff.ts), not into the answer */
+  resultDir: string | null;
 }
 
 export type ChunkOutcome =
   /** `ms`: the worker's time on the chunk (unpack, run, pack); `pid`: who ran it */
-  | { ok: true; out: ChunkResult; ms: number; pid: number }
+  | { ok: true; out: ChunkResult | FileRef; ms: number; pid: number }
   | { ok: false; report: FailureReport; pid: number };
 
 /** How often a chunk reports how far it got. */
@@ -56,9 +59,13 @@ function compiledFor(source: string): Promise<CallSpec['fn']> {
 }
 
 /** The task: one chunk of a parallelApply / applyMap / map / groupApply call. */
-export async function runDataframeChunk(call: ChunkCall, chunk: Chunk): Promise<ChunkOutcome> {
+let results = 0;
+
+/** The task: one chunk of a parallelApply / applyMap / map / groupApply call (or the file that holds it). */
+export async function runDataframeChunk(call: ChunkCall, data: Chunk | FileRef): Promise<ChunkOutcome> {
   const began = performance.now();
   const pid = process.pid;
+  const chunk = isFileRef(data) ? (takeFile(data) as Chunk) : data;
   let spec: CallSpec;
   try {
     spec = { kind: call.kind, fn: await compiledFor(call.source), ctx: call.ctx, hasCtx: call.hasCtx };
@@ -93,7 +100,8 @@ export async function runDataframeChunk(call: ChunkCall, chunk: Chunk): Promise<
       return { ok: false, report: reportOf(firstUnsendable(out, chunk.start)), pid };
     }
   }
-  return { ok: true, out, ms: performance.now() - began, pid };
+  const result = call.resultDir ? putFile(`${call.resultDir}/r-${pid}-${results++}`, out) : out;
+  return { ok: true, out: result, ms: performance.now() - began, pid };
 }
 
 /** Find the result that cannot be sent, to name its row or group. */

@@ -17,7 +17,7 @@ import { runCollective } from './collective.js';
 import { functionSource } from './fn-source.js';
 import { planApply, planApplyMap, planGroupApply, planMap, isFrame, isSeries, type FrameLike, type Plan, type SeriesLike } from './operations.js';
 import { checkOptions, type Checked, type CollectiveOptions, type ParallelOptions, type StandaloneOptions } from './options.js';
-import { closeStandalonePool, defaultWorkers, runOnPool, standalonePids, standalonePool, WorkerFailure } from './pool.js';
+import { closeStandalonePool, defaultWorkers, handoffFor, runOnPool, standalonePids, standalonePool, WorkerFailure } from './pool.js';
 import { ProgressBar } from './progress.js';
 import { reviveError } from './remote-error.js';
 import { quietTensorflow } from './compile.js';
@@ -183,6 +183,7 @@ async function runStandalone(plan: Plan, source: string, o: Checked, t0: number)
       // Two chunks per worker: none waits for its next one.
       window: () => 2 * (o.workers ?? Math.max(workers, o.pool?.workers.length ?? 0)),
       cancelRunning: !o.pool,
+      handoff: handoffFor(pool),
       chunks,
       encode: (i) => {
         const t = performance.now();

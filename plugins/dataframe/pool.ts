@@ -18,6 +18,7 @@ import { task, type ModuleTask } from '../../pool/task.js';
 import type { ChunkCall, ChunkOutcome } from './chunk-task.js';
 import type { Chunk, ChunkResult, Kind } from './kernel.js';
 import type { FailureReport } from './messages.js';
+import { Handoff, isFileRef, putFile, takeFile, type FileRef } from './handoff.js';
 
 export interface PoolCall {
   kind: Kind;
@@ -35,6 +36,8 @@ export interface PoolCall {
   onChunk?: (chunk: number, ms: number) => void;
   /** end the workers of chunks still running when the call fails (the plugin's own pool) */
   cancelRunning: boolean;
+  /** chunks and results as files on this machine (the plugin's own pool: every worker is local) */
+  handoff: Handoff | null;
 }
 
 /** `fn` failed in a worker. */
@@ -64,11 +67,13 @@ const CHUNK_TASK = task(new URL(import.meta.url.endsWith('.ts') ? './chunk-task.
 /** Run a call: results per chunk, in chunk order. */
 export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]> {
   if (call.chunks === 0) return Promise.resolve([]);
-  const header: ChunkCall = { kind: call.kind, source: call.source, ctx: call.ctx, hasCtx: call.hasCtx, progress: !!call.progress };
+  const { handoff } = call;
+  const header: ChunkCall = { kind: call.kind, source: call.source, ctx: call.ctx, hasCtx: call.hasCtx, progress: !!call.progress, resultDir: handoff?.dir ?? null };
   const results: ChunkResult[] = new Array(call.chunks);
   const chunkDone = new Float64Array(call.chunks);
   const sizes = new Float64Array(call.chunks);
   const live = new Map<number, Future<unknown>>();
+  const files = new Map<number, FileRef>();
   let doneItems = 0;
   let answered = 0;
   let next = 0;
@@ -79,7 +84,11 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
       if (settled) return;
       settled = true;
       if (err) {
-        for (const f of live.values()) if (f.state === 'queued' || call.cancelRunning) f.cancel();
+        for (const [i, f] of live) {
+          const queued = f.state === 'queued';
+          if (queued || call.cancelRunning) f.cancel();
+          if (queued && files.has(i)) handoff!.drop(files.get(i)!);
+        }
         live.clear();
         reject(err);
       } else resolve(results);
@@ -102,7 +111,16 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
           return;
         }
         sizes[i] = data.n;
-        const f = pool.submit(CHUNK_TASK, header, data);
+        let arg: Chunk | FileRef = data;
+        if (handoff) {
+          try {
+            files.set(i, (arg = putFile(handoff.name('c'), data)));
+          } catch (e) {
+            finish(e as Error);
+            return;
+          }
+        }
+        const f = pool.submit(CHUNK_TASK, header, arg);
         live.set(i, f);
         if (call.progress) f.onPartial((v) => advance(i, Math.min(sizes[i]!, Number((v as { done?: number })?.done) || 0)));
         f.then(
@@ -114,7 +132,12 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
               finish(new WorkerFailure(o.report, o.pid));
               return;
             }
-            results[i] = o.out;
+            try {
+              results[i] = isFileRef(o.out) ? (takeFile(o.out) as ChunkResult) : o.out;
+            } catch (e) {
+              finish(e as Error);
+              return;
+            }
             call.onChunk?.(i, o.ms);
             advance(i, sizes[i]!);
             if (++answered === call.chunks) finish(null);
@@ -135,7 +158,12 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
 }
 
 /** The plugin's own pool: local workers, as many as the largest `workers` asked so far. */
-let own: { pool: Pool; size: number } | null = null;
+let own: { pool: Pool; size: number; handoff: Handoff } | null = null;
+
+/** The hand-off folder of the plugin's own pool, when `pool` is it. */
+export function handoffFor(pool: PoolLike): Handoff | null {
+  return own && own.pool === pool ? own.handoff : null;
+}
 
 export async function standalonePool(workers: number): Promise<Pool> {
   if (own && own.size >= workers) return own.pool;
@@ -143,9 +171,12 @@ export async function standalonePool(workers: number): Promise<Pool> {
   const { Pool } = await import('../../pool/pool.js');
   if (own && own.size >= workers) return own.pool;
   // A bigger pool: the old one finishes what it runs, then ends.
-  if (own) void own.pool.close();
+  if (own) {
+    const old = own;
+    void old.pool.close().finally(() => old.handoff.close());
+  }
   const pool = new Pool({ workers });
-  own = { pool, size: workers };
+  own = { pool, size: workers, handoff: new Handoff() };
   await allStarted(pool, workers);
   return pool;
 }
@@ -172,7 +203,10 @@ async function allStarted(pool: Pool, n: number): Promise<void> {
 export async function closeStandalonePool(): Promise<void> {
   const p = own;
   own = null;
-  if (p) await p.pool.close();
+  if (p) {
+    await p.pool.close();
+    p.handoff.close();
+  }
 }
 
 /** The plugin's own pool's worker process ids. */
