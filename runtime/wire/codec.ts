@@ -79,7 +79,8 @@ interface Walk {
  * modest depth, and every object reached by one path only: JSON would send an
  * object reached twice (shared or cyclic) twice, so such values take the v8 path.
  */
-function jsonSafe(v: unknown): boolean {
+/** Whether JSON carries `v` exactly (no shared objects, no -0, NaN, undefined, classes…). */
+export function jsonSafe(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return primitiveJsonSafe(v);
   // A getter in the value may send a value itself: only the outer walk uses the scratch state.
   if (walking) return objectJsonSafe(v, 0, { root: v, seen: null });
