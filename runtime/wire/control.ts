@@ -34,7 +34,9 @@ export type RankToLauncher =
   /** reply to `dump`; `sent`/`received` count messages, for deadlock detection */
   | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[]; sent?: number; received?: number }
   /** sent as the rank ends, for --report */
-  | { t: 'stats'; stats: RankStats };
+  | { t: 'stats'; stats: RankStats }
+  /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64; or '' and the value itself in `j` when JSON carries it exactly */
+  | { t: 'pool'; b: string; j?: unknown };
 
 /** What a rank did, for `tsmpirun --report`. */
 export interface RankStats {
@@ -54,7 +56,9 @@ export type LauncherToRank =
   | { t: 'dump' }
   /** the script is ready: import it (ranks start while the launcher compiles) */
   | { t: 'run' }
-  | { t: 'refused'; code: string; message: string };
+  | { t: 'refused'; code: string; message: string }
+  /** the task pool's message to one of its workers (tsmpi/pool): as from a worker */
+  | { t: 'pool'; b: string; j?: unknown };
 
 const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   hello: { v: 'number', rank: 'number', pid: 'number', secret: 'string' },
@@ -65,6 +69,7 @@ const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   progress: { done: 'number', total: 'number' },
   blocked: { ops: 'array', queued: 'array' },
   stats: { stats: 'object' },
+  pool: { b: 'string' },
 };
 
 const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
@@ -73,6 +78,7 @@ const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
   dump: {},
   run: {},
   refused: { code: 'string', message: 'string' },
+  pool: { b: 'string' },
 };
 
 function check<T>(value: unknown, table: Record<string, Record<string, string>>, who: string): T {
