@@ -54,6 +54,7 @@ async function run(o: RunOptions): Promise<number> {
     report: o.report,
     detectDeadlock: o.detectDeadlock,
     oversubscribe: o.oversubscribe === true,
+    monitor: o.monitor,
   });
   return job.run();
 }

@@ -5,7 +5,8 @@
  */
 import { TsmpiError } from '../errors.js';
 
-export const CONTROL_VERSION = 1;
+/** 2: `sample` / `sampled` (the live counters of `--monitor`). */
+export const CONTROL_VERSION = 2;
 
 /** One operation a rank is blocked in, for timeout and deadlock reports. */
 export interface BlockedOp {
@@ -34,7 +35,17 @@ export type RankToLauncher =
   /** reply to `dump`; `sent`/`received` count messages, for deadlock detection */
   | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[]; sent?: number; received?: number }
   /** sent as the rank ends, for --report */
-  | { t: 'stats'; stats: RankStats };
+  | { t: 'stats'; stats: RankStats }
+  /** reply to `sample` (--monitor, only while a browser watches): what it is blocked in, its traffic so far */
+  | { t: 'sampled'; ops: BlockedOp[]; traffic: RankTraffic };
+
+/** A rank's traffic so far (every message, collectives included). */
+export interface RankTraffic {
+  messagesSent: number;
+  bytesSent: number;
+  messagesReceived: number;
+  bytesReceived: number;
+}
 
 /** What a rank did, for `tsmpirun --report`. */
 export interface RankStats {
@@ -52,6 +63,8 @@ export type LauncherToRank =
   | { t: 'table'; addresses: (string | null)[]; crowded?: boolean }
   | { t: 'gone'; rank: number }
   | { t: 'dump' }
+  /** --monitor: say what you are blocked in and your counters (answered with `sampled`) */
+  | { t: 'sample' }
   /** the script is ready: import it (ranks start while the launcher compiles) */
   | { t: 'run' }
   | { t: 'refused'; code: string; message: string };
@@ -65,12 +78,14 @@ const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   progress: { done: 'number', total: 'number' },
   blocked: { ops: 'array', queued: 'array' },
   stats: { stats: 'object' },
+  sampled: { ops: 'array', traffic: 'object' },
 };
 
 const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
   table: { addresses: 'array' },
   gone: { rank: 'number' },
   dump: {},
+  sample: {},
   run: {},
   refused: { code: 'string', message: 'string' },
 };
