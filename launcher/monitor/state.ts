@@ -72,7 +72,7 @@ export function describeBlocked(ops: BlockedOp[]): string | null {
 
 export class MonitorState implements MonitorFeed {
   private rev = 0;
-  private readonly ranks = new Map<number, RankTile & { rev: number }>();
+  private readonly ranks = new Map<number, RankTile & { rev: number; last: string }>();
   private readonly workers = new Map<string, WorkerTile & { rev: number }>();
   private readonly sources = new Map<string, { done: number; total: number }>();
   private progressRev = 0;
@@ -124,7 +124,7 @@ export class MonitorState implements MonitorFeed {
   rank(rank: number, u: RankUpdate): void {
     let t = this.ranks.get(rank);
     if (!t) {
-      t = { rank, host: '', pid: 0, phase: 'starting', blocked: null, traffic: null, code: null, signal: null, killed: false, rev: 0 };
+      t = { rank, host: '', pid: 0, phase: 'starting', blocked: null, traffic: null, code: null, signal: null, killed: false, rev: 0, last: '' };
       this.ranks.set(rank, t);
     }
     if (u.host !== undefined) t.host = u.host;
@@ -137,7 +137,12 @@ export class MonitorState implements MonitorFeed {
     if (u.code !== undefined) t.code = u.code;
     if (u.signal !== undefined) t.signal = u.signal;
     if (u.killed !== undefined) t.killed = u.killed;
-    t.rev = ++this.rev;
+    // a sample that changes nothing is not sent again
+    const now = JSON.stringify([t.host, t.pid, t.phase, t.blocked, t.traffic, t.code, t.signal, t.killed]);
+    if (now !== t.last) {
+      t.last = now;
+      t.rev = ++this.rev;
+    }
   }
 
   output(rank: number, stream: 1 | 2, chunk: Uint8Array): void {
@@ -254,14 +259,10 @@ export class MonitorState implements MonitorFeed {
   /** What changed after revision `since` (0: everything). */
   view(since: number, now = Date.now()): View {
     const v: View = { kind: this.kind, title: this.title, started: this.started, now, rev: this.rev };
-    const strip = <T extends { rev: number }>(x: T): Omit<T, 'rev'> => {
-      const { rev: _rev, ...rest } = x;
-      return rest;
-    };
     const ranks = [...this.ranks.values()].filter((t) => t.rev > since);
-    if (ranks.length) v.ranks = ranks.map(strip);
+    if (ranks.length) v.ranks = ranks.map(({ rev: _r, last: _l, ...tile }) => tile);
     const workers = [...this.workers.values()].filter((w) => w.rev > since);
-    if (workers.length) v.workers = workers.map(strip);
+    if (workers.length) v.workers = workers.map(({ rev: _r, ...tile }) => tile);
     // rate and ETA move with time: sent at every update while a bar exists
     if (this.progressRev > since || (this.sources.size && !this.ended)) v.progress = this.progressView(now);
     if (this.partialsRev > since) v.partials = this.partials;

@@ -1,0 +1,238 @@
+// --monitor: the live page of a real 4-rank job and of a pool, in Debian's
+// Chromium (headless), and the server's rules checked with plain HTTP requests.
+import { type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixture, root, tsmpirun, until, type RunResult } from './harness.js';
+import { openBrowser, SHOTS, type Browser } from './browser.js';
+import { parseMonitorAddress } from '../dist/launcher/monitor/address.js';
+import { startMonitor } from '../dist/launcher/monitor/index.js';
+import { MonitorState } from '../dist/launcher/monitor/state.js';
+import { tokenMatches } from '../dist/launcher/monitor/guard.js';
+
+/** `fn` throws an error with this stable code (the dist build's TsmpiError). */
+function expectCode(fn: () => unknown, code: string): void {
+  let err: unknown = null;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  expect((err as { code?: string } | null)?.code, String(err)).toBe(code);
+}
+
+const tmps: string[] = [];
+afterAll(() => {
+  for (const d of tmps) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'monitor-test-'));
+  tmps.push(d);
+  return d;
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A plain HTTP request with exactly these headers (fetch cannot set Host). */
+function get(url: string, o: { path?: string; method?: string; headers?: Record<string, string>; stream?: boolean } = {}): Promise<Reply> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: u.hostname, port: u.port, method: o.method ?? 'GET', path: o.path ?? u.pathname + u.search, headers: { host: u.host, ...o.headers }, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+          // an event stream never ends: the first event is enough
+          if (o.stream && body.includes('\n\n', body.indexOf('event: view'))) req.destroy();
+        });
+        const done = () => resolve({ status: res.statusCode!, headers: res.headers, body });
+        res.on('end', done);
+        res.on('close', done);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${u.host} in 5 s`)));
+    req.on('error', (e) => (o.stream ? undefined : reject(e)));
+    req.end();
+  });
+}
+
+describe('monitor: --monitor [HOST:]PORT', () => {
+  it('parses PORT, HOST:PORT and [IPv6]:PORT, and refuses the rest with ERR_ARG', () => {
+    expect(parseMonitorAddress('0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseMonitorAddress('8080')).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(parseMonitorAddress('0.0.0.0:9000')).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(parseMonitorAddress('[::1]:9000')).toEqual({ host: '::1', port: 9000 });
+    for (const bad of ['', 'x', '70000', 'host:', '::1:80', 'a b:80', '[zz]:80', '-1']) expectCode(() => parseMonitorAddress(bad), 'ERR_ARG');
+  });
+
+  it('compares tokens whatever their lengths', () => {
+    expect(tokenMatches('abc', 'abc')).toBe(true);
+    expect(tokenMatches('abd', 'abc')).toBe(false);
+    expect(tokenMatches('', 'abc')).toBe(false);
+    expect(tokenMatches(null, 'abc')).toBe(false);
+  });
+
+  it('a bad --monitor is a usage error (exit 2) naming the option', async () => {
+    const r = await tsmpirun(['-n', '1', '--monitor', 'nope', fixture('monitor-job.ts')], { timeoutMs: 20_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--monitor/);
+  });
+});
+
+describe('monitor: state stays small at scale', () => {
+  it('256 ranks and 100,000 tasks: an update carries only what changed', () => {
+    const job = new MonitorState('job', 'big job');
+    for (let r = 0; r < 256; r++) job.rank(r, { host: `h${r % 4}`, phase: 'running', pid: 1000 + r });
+    const whole = JSON.stringify(job.view(0));
+    expect(whole.length).toBeLessThan(256 * 400);
+    const rev = job.view(0).rev;
+    // an identical sample changes nothing; one rank's new traffic is one tile
+    for (let r = 0; r < 256; r++) job.rank(r, { blocked: [], traffic: { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 } });
+    const rev2 = job.view(0).rev;
+    for (let r = 0; r < 256; r++) job.rank(r, { blocked: [], traffic: { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 } });
+    job.rank(5, { traffic: { messagesSent: 1, bytesSent: 8, messagesReceived: 0, bytesReceived: 0 } });
+    expect(job.view(rev2).ranks?.map((t) => t.rank)).toEqual([5]);
+    expect(rev2).toBeGreaterThan(rev);
+
+    const pool = new MonitorState('pool', 'big pool');
+    for (let w = 0; w < 16; w++) pool.worker(String(w), { host: `h${w % 2}`, phase: 'idle' });
+    for (let t = 0; t < 100_000; t++) pool.task(t, 'queued');
+    for (let t = 0; t < 100_000; t++) {
+      pool.task(t, 'running');
+      pool.task(t, t % 1000 === 0 ? 'failed' : 'done');
+      if (t % 1000 === 0) pool.failure({ from: `task ${t}`, name: 'Error', message: 'boom', stack: 'Error: boom\n    at task' });
+      pool.progress('map', t + 1, 100_000);
+    }
+    const v = pool.view(0);
+    expect(v.tasks!.counts).toEqual({ queued: 0, running: 0, done: 99_900, failed: 100, cancelled: 0 });
+    expect(v.failures!.length).toBeLessThanOrEqual(20);
+    expect(JSON.stringify(v).length).toBeLessThan(20_000);
+  });
+});
+
+describe('monitor: a 4-rank job in Chromium', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await openBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('shows tiles, a blocked rank, progress, partial results, output, and the failing rank at the end', async () => {
+    const dir = tempDir();
+    const go = join(dir, 'go');
+    let stderr = '';
+    let child: ChildProcess | null = null;
+    const job = tsmpirun(['-n', '4', '--monitor', '127.0.0.1:0', fixture('monitor-job.ts'), go], {
+      timeoutMs: 60_000,
+      onStart: (c) => {
+        child = c;
+        c.stderr!.on('data', (b: Buffer) => (stderr += b));
+      },
+    });
+    let result: RunResult | null = null;
+    void job.then((r) => (result = r), () => {});
+    try {
+      await until(() => /monitor at http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(stderr), 20_000, 'the monitor URL on stderr');
+      const url = /monitor at (http:\/\/\S+)/.exec(stderr)![1]!;
+      const u = new URL(url);
+      const token = u.searchParams.get('token')!;
+      expect(token.length).toBeGreaterThanOrEqual(32);
+
+      // ---- the rules, with plain requests
+      const ok = await get(url);
+      expect(ok.status).toBe(200);
+      expect(ok.headers['content-type']).toMatch(/text\/html/);
+      expect(ok.headers['content-security-policy']).toMatch(/default-src 'none'/);
+      expect(ok.body).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)/); // no CDN: every asset is ours
+      for (const asset of ['/app.js', '/app.css']) {
+        expect((await get(url, { path: `${asset}?token=${token}` })).status).toBe(200);
+        expect((await get(url, { path: asset })).status).toBe(403);
+      }
+      expect((await get(url, { path: '/' })).status).toBe(403);
+      expect((await get(url, { path: '/?token=' + token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A') })).status).toBe(403);
+      expect((await get(url, { path: '/?token=short' })).status).toBe(403);
+      expect((await get(url, { path: '/events' })).status).toBe(403);
+      expect((await get(url, { headers: { host: `evil.example:${u.port}` } })).status).toBe(421);
+      expect((await get(url, { headers: { host: `127.0.0.1:${Number(u.port) + 1}` } })).status).toBe(421);
+      expect((await get(url, { headers: { origin: 'http://evil.example' } })).status).toBe(403);
+      expect((await get(url, { headers: { origin: `http://localhost:${u.port}` } })).status).toBe(200);
+      expect((await get(url, { headers: { host: `localhost:${u.port}` } })).status).toBe(200);
+      expect((await get(url, { method: 'POST' })).status).toBe(405);
+      expect((await get(url, { method: 'DELETE' })).status).toBe(405);
+      const ev = await get(url, { path: `/events?token=${token}`, stream: true });
+      expect(ev.headers['content-type']).toMatch(/text\/event-stream/);
+      expect(ev.body).toMatch(/event: view\ndata: \{/);
+
+      // ---- the page
+      const page = await browser.context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      const external: string[] = [];
+      page.on('request', (r) => {
+        if (!r.url().startsWith(`http://127.0.0.1:${u.port}/`)) external.push(r.url());
+      });
+      await page.goto(url);
+      await page.waitForFunction(() => document.querySelectorAll('#tiles .tile').length === 4, null, { timeout: 15_000 });
+      const tile = (r: number) => page.locator(`#tiles .tile[data-rank="${r}"]`);
+      await page.waitForFunction(() => /blocked in recv\(source=2, tag=7\) on comm 0 for \d+\.\d s/.test(document.querySelector('.tile[data-rank="1"]')?.textContent ?? ''), null, { timeout: 15_000 });
+      expect(await tile(1).getAttribute('data-state')).toBe('blocked');
+      expect(await tile(0).textContent()).toMatch(/localhost · pid \d+/);
+      // progress moves
+      await page.waitForFunction(() => /\d+ \/ \d+/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 15_000 });
+      const p1 = await page.locator('#progress-text').textContent();
+      await page.waitForFunction((before) => document.getElementById('progress-text')?.textContent !== before, p1, { timeout: 10_000 });
+      const done = (t: string | null) => Number(/(\d+) \//.exec(t ?? '')![1]);
+      expect(done(await page.locator('#progress-text').textContent())).toBeGreaterThan(done(p1));
+      // partial results appear
+      await page.waitForFunction(() => document.querySelectorAll('#partials li').length > 0, null, { timeout: 15_000 });
+      expect(await page.locator('#partials li').first().textContent()).toMatch(/^rank 0 @ .*"square":\d+/);
+      // traffic of the ping-pong, and the chart
+      await page.waitForFunction(() => /sent [1-9]\d* msgs/.test(document.querySelector('.tile[data-rank="2"]')?.textContent ?? ''), null, { timeout: 15_000 });
+      await page.waitForFunction(() => /\d/.test(document.getElementById('chart-now')?.textContent ?? ''), null, { timeout: 10_000 });
+      // the output tail, filtered
+      await page.waitForFunction(() => (document.getElementById('output')?.textContent ?? '').includes('rank 0 step'), null, { timeout: 10_000 });
+      await page.fill('#out-filter', 'needle');
+      await page.waitForFunction(() => (document.getElementById('output')?.textContent ?? '').includes('needle 42 from rank 2'), null, { timeout: 5000 });
+      expect(await page.locator('#output').textContent()).not.toMatch(/rank 0 step/);
+      await page.fill('#out-filter', '');
+      await page.selectOption('#out-rank', '0');
+      await page.waitForFunction(() => !(document.getElementById('output')?.textContent ?? '').includes('needle'), null, { timeout: 5000 });
+      await page.screenshot({ path: join(SHOTS, 'monitor-job.png') });
+
+      // ---- a rank fails: the end, with its stack
+      writeFileSync(go, '');
+      await page.waitForFunction(() => !document.getElementById('end')!.hidden, null, { timeout: 20_000 });
+      expect(await page.locator('#end-message').textContent()).toMatch(/rank 3 on localhost \(pid \d+\) exited with code 1/);
+      expect(await page.locator('#end-stack').textContent()).toMatch(/rank 3 gave up, as the monitor test asked[\s\S]*monitor-job\.ts/);
+      expect(await page.locator('#status').textContent()).toBe('failed, exit 1');
+      expect(await tile(3).getAttribute('data-state')).toBe('failed');
+      expect(await tile(1).getAttribute('data-state')).toBe('killed');
+      await page.screenshot({ path: join(SHOTS, 'monitor-job-end.png'), fullPage: true });
+      await until(() => result !== null, 20_000, 'tsmpirun to exit');
+      expect(result!.code).toBe(1);
+      // the page keeps the last state after the launcher exits
+      await page.waitForFunction(() => /launcher has exited/.test(document.getElementById('conn')?.textContent ?? ''), null, { timeout: 10_000 });
+      expect(await page.locator('#tiles .tile').count()).toBe(4);
+      expect(errors).toEqual([]);
+      expect(external).toEqual([]);
+      // the token is printed once, in the URL line, and nowhere else
+      expect(result!.stderr.split(token).length - 1).toBe(1);
+      expect(result!.stdout).not.toContain(token);
+      await page.close();
+    } finally {
+      if (result === null) (child as ChildProcess | null)?.kill('SIGKILL');
+      await job.catch(() => {});
+    }
+  });
+});
