@@ -1,12 +1,12 @@
 // --monitor: the live page of a real 4-rank job and of a pool, in Debian's
 // Chromium (headless), and the server's rules checked with plain HTTP requests.
 import { type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixture, root, tsmpirun, until, type RunResult } from './harness.js';
+import { fixture, tsmpirun, until, type RunResult } from './harness.js';
 import { openBrowser, SHOTS, type Browser } from './browser.js';
 import { parseMonitorAddress } from '../dist/launcher/monitor/address.js';
 import { startMonitor } from '../dist/launcher/monitor/index.js';
@@ -236,3 +236,93 @@ describe('monitor: a 4-rank job in Chromium', () => {
     }
   });
 });
+
+/**
+ * NARROW FAKE: the calls a pool makes on its MonitorFeed during a map (workers
+ * on two hosts, 100,000 tasks, some failing with a remote stack, partial
+ * results, the map's progress). Only the feed's caller is faked: the monitor's
+ * state, server and page under test are the real ones.
+ */
+class FakePoolFeeder {
+  private next = 0;
+  private timer: NodeJS.Timeout | null = null;
+  constructor(
+    private readonly feed: import('../dist/launcher/monitor/feed.js').MonitorFeed,
+    readonly total: number,
+  ) {}
+  start(): void {
+    for (let w = 0; w < 6; w++) this.feed.worker(String(w), { host: w < 4 ? 'localhost' : '127.0.0.51', pid: 4000 + w, phase: 'idle' });
+    for (let t = 0; t < this.total; t++) this.feed.task(t, 'queued');
+    this.feed.progress('map', 0, this.total);
+    this.timer = setInterval(() => this.step(), 20);
+  }
+  private step(): void {
+    const end = Math.min(this.total, this.next + 400);
+    for (; this.next < end; this.next++) {
+      const t = this.next;
+      const w = String(t % 5); // worker 5 is lost below
+      this.feed.task(t, 'running');
+      this.feed.worker(w, { phase: 'busy', task: t });
+      if (t % 997 === 0) {
+        this.feed.task(t, 'failed');
+        this.feed.failure({ from: `task ${t}`, host: Number(w) < 4 ? 'localhost' : '127.0.0.51', name: 'RangeError', message: `item ${t} is out of range`, stack: `RangeError: item ${t} is out of range\n    at square (file:///work/job/tasks.ts:3:11)\n    at runTask (worker)` });
+      } else this.feed.task(t, 'done');
+      if (t % 2500 === 0) this.feed.partial(`task ${t}`, { item: t, best: t * 2 }, Date.now() / 1000);
+    }
+    this.feed.worker('5', { phase: 'lost', task: null });
+    this.feed.progress('map', this.next, this.total);
+    if (this.next >= this.total) this.stop();
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+describe('monitor: the pool page in Chromium (fake pool feed)', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await openBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('workers by host, task counts and rates, failures with stacks, partial results, map progress', async () => {
+    const m = await startMonitor(0, { kind: 'pool', title: 'pool.map(square) — 100000 items', announce: null });
+    const feeder = new FakePoolFeeder(m.feed, 100_000);
+    try {
+      feeder.start();
+      const page = await browser.context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(m.url);
+      await page.waitForFunction(() => document.querySelectorAll('#tiles .hostgroup').length === 2 && document.querySelectorAll('#tiles .tile').length === 6, null, { timeout: 15_000 });
+      expect(await page.locator('.hostgroup[data-host="127.0.0.51"] .tile').count()).toBe(2);
+      await page.waitForFunction(() => document.querySelector('.tile[data-worker="5"]')?.getAttribute('data-state') === 'lost', null, { timeout: 10_000 });
+      const count = async (phase: string) => Number(await page.locator(`#tasks tr[data-phase="${phase}"] td.n`).first().textContent());
+      await page.waitForFunction(() => Number(document.querySelector('#tasks tr[data-phase="done"] td.n')?.textContent ?? 0) > 0, null, { timeout: 10_000 });
+      const done1 = await count('done');
+      await page.waitForFunction((d) => Number(document.querySelector('#tasks tr[data-phase="done"] td.n')?.textContent ?? 0) > d, done1, { timeout: 10_000 });
+      await page.waitForFunction(() => /[1-9]\d*(\.\d)?\/s/.test(document.querySelector('#tasks tr[data-phase="done"]')?.textContent ?? ''), null, { timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelectorAll('#failures .failure').length > 0, null, { timeout: 10_000 });
+      expect(await page.locator('#failures .failure pre').first().textContent()).toMatch(/RangeError: item \d+ is out of range\n\s+at square/);
+      await page.waitForFunction(() => document.querySelectorAll('#partials li').length > 0, null, { timeout: 10_000 });
+      expect(await page.locator('#partials li').first().textContent()).toMatch(/^task \d+ @ .*"best":\d+/);
+      await page.waitForFunction(() => /\d+% — \d+ \/ 100000/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 10_000 });
+      await page.screenshot({ path: join(SHOTS, 'monitor-pool.png') });
+      // the counts always add up to the tasks submitted
+      const phases = ['queued', 'running', 'done', 'failed', 'cancelled'];
+      const sum = (await Promise.all(phases.map(count))).reduce((a, b) => a + b, 0);
+      expect(sum).toBe(100_000);
+      // wrong token: refused here too
+      expect((await get(m.url.replace(/token=.*/, 'token=nope'))).status).toBe(403);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      feeder.stop();
+      await m.close();
+    }
+  });
+});
+
