@@ -208,6 +208,7 @@ describe('monitor: a 4-rank job in Chromium', () => {
       await page.fill('#out-filter', '');
       await page.selectOption('#out-rank', '0');
       await page.waitForFunction(() => !(document.getElementById('output')?.textContent ?? '').includes('needle'), null, { timeout: 5000 });
+      await page.waitForFunction(() => Number(document.getElementById('chart')?.dataset.points ?? 0) >= 4, null, { timeout: 10_000 });
       await page.screenshot({ path: join(SHOTS, 'monitor-job.png') });
 
       // ---- a rank fails: the end, with its stack
@@ -256,22 +257,30 @@ class FakePoolFeeder {
     this.feed.progress('map', 0, this.total);
     this.timer = setInterval(() => this.step(), 20);
   }
+  /** the tasks left running until the next step, one a live worker */
+  private running: number[] = [];
   private step(): void {
-    const end = Math.min(this.total, this.next + 400);
+    for (const t of this.running) this.finishTask(t);
+    this.running = [];
+    const end = Math.min(this.total, this.next + 150);
     for (; this.next < end; this.next++) {
       const t = this.next;
-      const w = String(t % 5); // worker 5 is lost below
       this.feed.task(t, 'running');
-      this.feed.worker(w, { phase: 'busy', task: t });
-      if (t % 997 === 0) {
-        this.feed.task(t, 'failed');
-        this.feed.failure({ from: `task ${t}`, host: Number(w) < 4 ? 'localhost' : '127.0.0.51', name: 'RangeError', message: `item ${t} is out of range`, stack: `RangeError: item ${t} is out of range\n    at square (file:///work/job/tasks.ts:3:11)\n    at runTask (worker)` });
-      } else this.feed.task(t, 'done');
-      if (t % 2500 === 0) this.feed.partial(`task ${t}`, { item: t, best: t * 2 }, Date.now() / 1000);
+      this.feed.worker(String(t % 5), { phase: 'busy', task: t }); // worker 5 is lost below
+      if (end - t <= 5) this.running.push(t);
+      else this.finishTask(t);
     }
     this.feed.worker('5', { phase: 'lost', task: null });
-    this.feed.progress('map', this.next, this.total);
+    this.feed.progress('map', this.next - this.running.length, this.total);
     if (this.next >= this.total) this.stop();
+  }
+  private finishTask(t: number): void {
+    const host = t % 5 < 4 ? 'localhost' : '127.0.0.51';
+    if (t % 997 === 0) {
+      this.feed.task(t, 'failed');
+      this.feed.failure({ from: `task ${t}`, host, name: 'RangeError', message: `item ${t} is out of range`, stack: `RangeError: item ${t} is out of range\n    at square (file:///work/job/tasks.ts:3:11)\n    at runTask (worker)` });
+    } else this.feed.task(t, 'done');
+    if (t % 2500 === 0) this.feed.partial(`task ${t}`, { item: t, best: t * 2 }, Date.now() / 1000);
   }
   stop(): void {
     if (this.timer) clearInterval(this.timer);
@@ -310,6 +319,7 @@ describe('monitor: the pool page in Chromium (fake pool feed)', () => {
       await page.waitForFunction(() => document.querySelectorAll('#partials li').length > 0, null, { timeout: 10_000 });
       expect(await page.locator('#partials li').first().textContent()).toMatch(/^task \d+ @ .*"best":\d+/);
       await page.waitForFunction(() => /\d+% — \d+ \/ 100000/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 10_000 });
+      await page.waitForFunction(() => Number(document.getElementById('chart')?.dataset.points ?? 0) >= 8, null, { timeout: 10_000 });
       await page.screenshot({ path: join(SHOTS, 'monitor-pool.png') });
       // the counts always add up to the tasks submitted
       const phases = ['queued', 'running', 'done', 'failed', 'cancelled'];

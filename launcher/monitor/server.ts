@@ -56,6 +56,8 @@ export class MonitorServer {
     const m = new MonitorServer(server, state, address);
     server.on('request', (req, res) => m.serve(req, res));
     server.on('connection', (s) => {
+      // an attached page never keeps the process alive either
+      s.unref();
       m.sockets.add(s);
       s.on('close', () => m.sockets.delete(s));
     });
@@ -151,6 +153,8 @@ export class MonitorServer {
     this.heartbeat = setInterval(() => {
       for (const s of this.streams) this.write(s, ': keep-alive\n\n');
     }, HEARTBEAT_MS);
+    this.timer.unref();
+    this.heartbeat.unref();
   }
 
   private idle(): void {

@@ -86,6 +86,7 @@ export class MonitorState implements MonitorFeed {
   private failures: TaskFailure[] = [];
   private failuresRev = 0;
   private ended: MonitorEnd | null = null;
+  private endedAt: number | null = null;
   private endRev = 0;
   private readonly points: number[] = [];
   private chartRev = 0;
@@ -204,6 +205,7 @@ export class MonitorState implements MonitorFeed {
   end(e: MonitorEnd): void {
     if (this.ended) return;
     this.ended = e;
+    this.endedAt = Date.now();
     this.endRev = ++this.rev;
   }
 
@@ -250,7 +252,7 @@ export class MonitorState implements MonitorFeed {
       done += s.done;
       total += s.total;
     }
-    const elapsed = (now - this.progressStart) / 1000;
+    const elapsed = ((this.endedAt ?? now) - this.progressStart) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;
     const eta = done >= total ? 0 : rate > 0 ? (total - done) / rate : null;
     return { done, total, rate, eta };

@@ -166,6 +166,7 @@ function drawChart() {
   if (pts.length) { ctx.lineTo(w, h); ctx.lineTo(x0, h); ctx.closePath(); ctx.fill(); }
   ctx.fillStyle = '#6b7280'; ctx.font = '11px sans-serif'; ctx.fillText('max ' + num(max) + ' ' + chart.label, 4, 12);
   ctx.fillText('last ' + Math.round((120 * chart.everyMs) / 1000) + ' s', w - 60, 12);
+  c.dataset.points = String(pts.length);
   $('chart-label').textContent = chart.label;
   $('chart-now').textContent = pts.length ? num(pts[pts.length - 1]) + ' now' : '';
 }

@@ -17,7 +17,7 @@ h3 { font-size: 13px; margin: 6px 0 4px; }
 .end { border-color: var(--done); } .end.failed { border-color: var(--failed); background: #fff5f5; }
 .bar { height: 14px; background: var(--line); border-radius: 7px; overflow: hidden; margin-bottom: 4px; }
 #bar-fill { height: 100%; width: 0; background: var(--running); transition: width .2s; }
-canvas { width: 100%; max-width: 560px; height: 120px; display: block; }
+canvas { width: 560px; max-width: 100%; height: 120px; display: block; }
 table { border-collapse: collapse; } td { padding: 1px 10px 1px 0; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 #tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 6px; }
 .hostgroup { grid-column: 1 / -1; } .hostgroup .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 6px; }
