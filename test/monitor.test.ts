@@ -336,3 +336,100 @@ describe('monitor: the pool page in Chromium (fake pool feed)', () => {
   });
 });
 
+
+/** Read a monitor's event stream, merging its views as the page does. */
+function watch(pageUrl: string) {
+  const u = new URL(pageUrl);
+  const ranks = new Map<number, { host: string; phase: string; blocked: string | null; traffic: { messagesSent: number } | null }>();
+  const seen = { views: 0, end: null as null | { code: number; message: string; stack?: string | null } };
+  let buf = '';
+  const req = request({ host: u.hostname, port: u.port, path: `/events?token=${u.searchParams.get('token')}`, headers: { host: u.host } }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => {
+      buf += c;
+      let cut;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const data = buf.slice(0, cut).split('\n').find((l) => l.startsWith('data: '));
+        buf = buf.slice(cut + 2);
+        if (!data) continue;
+        const v = JSON.parse(data.slice(6));
+        seen.views++;
+        for (const t of v.ranks ?? []) ranks.set(t.rank, t);
+        if (v.end) seen.end = v.end;
+      }
+    });
+    res.on('error', () => {});
+  });
+  req.on('error', () => {});
+  req.end();
+  return { ranks, seen, close: () => req.destroy() };
+}
+
+describe('monitor: ranks on a tsmpid host', () => {
+  let daemon: import('./daemons.js').TestDaemon;
+  let keyDir: string;
+  beforeAll(async () => {
+    const { startDaemon } = await import('./daemons.js');
+    keyDir = join(tempDir(), 'keys');
+    const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
+    expect(kg.code, kg.stderr).toBe(0);
+    daemon = await startDaemon({ host: '127.0.0.1', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 });
+  });
+  afterAll(async () => {
+    const { stopDaemons } = await import('./daemons.js');
+    await stopDaemons();
+  });
+
+  it('samples remote ranks through the daemon: their blocked call and traffic, and the end', async () => {
+    const { writeHostfile } = await import('./daemons.js');
+    const dir = tempDir();
+    const go = join(dir, 'go');
+    let stderr = '';
+    const job = tsmpirun(
+      ['--hostfile', writeHostfile(dir, ['localhost slots=2', daemon.line(2)]), '-n', '4', '--identity', join(keyDir, 'id'), '--known-hosts', join(keyDir, 'known_hosts'), '--monitor', '0', fixture('monitor-job.ts'), go],
+      { timeoutMs: 60_000, env: { TMPDIR: dir }, onStart: (c) => c.stderr!.on('data', (b: Buffer) => (stderr += b)) },
+    );
+    let w: ReturnType<typeof watch> | null = null;
+    try {
+      await until(() => /monitor at http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(stderr), 20_000, 'the monitor URL');
+      w = watch(/monitor at (\S+)/.exec(stderr)![1]!);
+      const ranks = w.ranks;
+      await until(() => ranks.get(1)?.blocked?.startsWith('recv(source=2, tag=7) on comm 0') === true, 20_000, 'rank 1 blocked in recv(source=2, tag=7)');
+      await until(() => (ranks.get(2)?.traffic?.messagesSent ?? 0) > 0 && (ranks.get(3)?.traffic?.messagesSent ?? 0) > 0, 20_000, 'the remote ranks\' sampled traffic');
+      expect(ranks.get(2)!.host).toBe('127.0.0.1');
+      expect(ranks.get(3)!.phase).toBe('running');
+      writeFileSync(go, '');
+      await until(() => w!.seen.end !== null, 20_000, 'the end');
+      expect(w.seen.end!.message).toMatch(/rank 3 on 127\.0\.0\.1 .*exited with code 1/);
+      expect(w.seen.end!.stack).toMatch(/rank 3 gave up/);
+      const r = await job;
+      expect(r.code).toBe(1);
+    } finally {
+      w?.close();
+      await job.catch(() => {});
+    }
+  });
+});
+
+describe('monitor: sampling only while watched', () => {
+  it('polls while a page is attached, and never otherwise', async () => {
+    const { sampleWhileWatched } = await import('../dist/launcher/monitor/sampler.js');
+    const m = await startMonitor(0, { kind: 'job', title: 'sampling', announce: null });
+    let polls = 0;
+    const stop = sampleWhileWatched(m.feed, () => polls++, 20);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(polls).toBe(0);
+      const w = watch(m.url);
+      await until(() => polls >= 3, 5000, 'polls while watched');
+      w.close();
+      await until(() => !m.feed.watched, 5000, 'the page to be gone');
+      const after = polls;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(polls).toBe(after);
+    } finally {
+      stop();
+      await m.close();
+    }
+  });
+});
