@@ -11,7 +11,7 @@ import { openBrowser, SHOTS, type Browser } from './browser.js';
 import { parseMonitorAddress } from '../dist/launcher/monitor/address.js';
 import { startMonitor } from '../dist/launcher/monitor/index.js';
 import { MonitorState } from '../dist/launcher/monitor/state.js';
-import { tokenMatches } from '../dist/launcher/monitor/guard.js';
+import { allowedHosts, judge, tokenMatches } from '../dist/launcher/monitor/guard.js';
 
 /** `fn` throws an error with this stable code (the dist build's TsmpiError). */
 function expectCode(fn: () => unknown, code: string): void {
@@ -79,6 +79,31 @@ describe('monitor: --monitor [HOST:]PORT', () => {
     expect(tokenMatches('abd', 'abc')).toBe(false);
     expect(tokenMatches('', 'abc')).toBe(false);
     expect(tokenMatches(null, 'abc')).toBe(false);
+  });
+
+  it('judges Host, Origin, method and token, in that order', () => {
+    const loop = allowedHosts('127.0.0.1', 8080);
+    expect([...loop].sort()).toEqual(['127.0.0.1:8080', 'localhost:8080']);
+    const any = allowedHosts('0.0.0.0', 8080);
+    expect(any.has('localhost:8080') && any.has('127.0.0.1:8080')).toBe(true);
+    expect(any.has('evil.example:8080')).toBe(false);
+    expect([...allowedHosts('::1', 9)]).toContain('[::1]:9');
+    const r = { method: 'GET', host: '127.0.0.1:8080', origin: undefined, fetchSite: undefined, token: 't0k' };
+    const status = (x: Partial<typeof r>) => {
+      const v = judge({ ...r, ...x }, loop, 't0k');
+      return v.ok ? 200 : v.status;
+    };
+    expect(status({})).toBe(200);
+    expect(status({ host: undefined })).toBe(421);
+    expect(status({ host: 'LOCALHOST:8080' })).toBe(200);
+    expect(status({ host: 'rebind.example:8080', token: null })).toBe(421);
+    expect(status({ origin: 'http://127.0.0.1:8080' })).toBe(200);
+    expect(status({ origin: 'https://127.0.0.1:8080' })).toBe(403);
+    expect(status({ origin: 'null' })).toBe(403);
+    expect(status({ fetchSite: 'cross-site' })).toBe(403);
+    expect(status({ fetchSite: 'same-origin' })).toBe(200);
+    expect(status({ method: 'PUT' })).toBe(405);
+    expect(status({ token: 't0K' })).toBe(403);
   });
 
   it('a bad --monitor is a usage error (exit 2) naming the option', async () => {
@@ -178,6 +203,11 @@ describe('monitor: a 4-rank job in Chromium', () => {
       const page = await browser.context.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(String(e)));
+      // a Content-Security-Policy violation would show here (until the job ends: then the stream's reconnect fails)
+      let jobEnding = false;
+      page.on('console', (m) => {
+        if (m.type() === 'error' && !jobEnding) errors.push(m.text());
+      });
       const external: string[] = [];
       page.on('request', (r) => {
         if (!r.url().startsWith(`http://127.0.0.1:${u.port}/`)) external.push(r.url());
@@ -212,6 +242,8 @@ describe('monitor: a 4-rank job in Chromium', () => {
       await page.screenshot({ path: join(SHOTS, 'monitor-job.png') });
 
       // ---- a rank fails: the end, with its stack
+      expect(errors).toEqual([]);
+      jobEnding = true;
       writeFileSync(go, '');
       await page.waitForFunction(() => !document.getElementById('end')!.hidden, null, { timeout: 20_000 });
       expect(await page.locator('#end-message').textContent()).toMatch(/rank 3 on localhost \(pid \d+\) exited with code 1/);

@@ -6,6 +6,7 @@ export const PAGE_HTML = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>tsmpi monitor</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/app.css?token=__TOKEN__">
 <script src="/app.js?token=__TOKEN__" defer></script>
 </head>
