@@ -65,6 +65,14 @@ function get(url: string, o: { path?: string; method?: string; headers?: Record<
   });
 }
 
+// One Chromium for the file, opened inside the first test that needs it, so a
+// missing browser fails those tests (it is never a skip).
+let shared: Promise<Browser> | null = null;
+const theBrowser = () => (shared ??= openBrowser());
+afterAll(async () => {
+  await (await shared?.catch(() => null))?.close();
+});
+
 describe('monitor: --monitor [HOST:]PORT', () => {
   it('parses PORT, HOST:PORT and [IPv6]:PORT, and refuses the rest with ERR_ARG', () => {
     expect(parseMonitorAddress('0')).toEqual({ host: '127.0.0.1', port: 0 });
@@ -145,15 +153,9 @@ describe('monitor: state stays small at scale', () => {
 });
 
 describe('monitor: a 4-rank job in Chromium', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await openBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
 
   it('shows tiles, a blocked rank, progress, partial results, output, and the failing rank at the end', async () => {
+    const browser = await theBrowser();
     const dir = tempDir();
     const go = join(dir, 'go');
     let stderr = '';
@@ -264,7 +266,8 @@ describe('monitor: a 4-rank job in Chromium', () => {
       expect(result!.stdout).not.toContain(token);
       await page.close();
     } finally {
-      if (result === null) (child as ChildProcess | null)?.kill('SIGKILL');
+      // SIGTERM: tsmpirun ends its ranks
+      if (result === null) (child as ChildProcess | null)?.kill('SIGTERM');
       await job.catch(() => {});
     }
   });
@@ -321,15 +324,37 @@ class FakePoolFeeder {
 }
 
 describe('monitor: the pool page in Chromium (fake pool feed)', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await openBrowser();
-  });
-  afterAll(async () => {
-    await browser?.close();
+  it('a job page keeps up with 256 ranks (a narrow fake of the job\'s feed calls)', async () => {
+    const browser = await theBrowser();
+    const m = await startMonitor(0, { kind: 'job', title: '256 ranks', announce: null });
+    const n = 256;
+    for (let r = 0; r < n; r++) m.feed.rank(r, { host: `node${r >> 6}`, pid: 10_000 + r, phase: 'running' });
+    let sent = 0;
+    const timer = setInterval(() => {
+      sent += 10;
+      for (let r = 0; r < n; r++) {
+        m.feed.rank(r, { blocked: r === n - 1 ? [{ op: 'barrier()', comm: 0, seconds: sent / 100 }] : [], traffic: { messagesSent: sent, bytesSent: sent * 8, messagesReceived: sent, bytesReceived: sent * 8 } });
+        m.feed.progress(`rank ${r}`, sent, 10_000);
+      }
+    }, 250);
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(m.url);
+      await page.waitForFunction((k) => document.querySelectorAll('#tiles .tile').length === k, n, { timeout: 15_000 });
+      await page.waitForFunction(() => /blocked in barrier\(\) on comm 0/.test(document.querySelector('.tile[data-rank="255"]')?.textContent ?? ''), null, { timeout: 10_000 });
+      const before = await page.locator('.tile[data-rank="128"]').textContent();
+      await page.waitForFunction((b) => document.querySelector('.tile[data-rank="128"]')?.textContent !== b, before, { timeout: 10_000 });
+      expect(await page.locator('#totals').textContent()).toMatch(/ranks256/);
+      await page.close();
+    } finally {
+      clearInterval(timer);
+      await m.close();
+    }
   });
 
+
   it('workers by host, task counts and rates, failures with stacks, partial results, map progress', async () => {
+    const browser = await theBrowser();
     const m = await startMonitor(0, { kind: 'pool', title: 'pool.map(square) — 100000 items', announce: null });
     const feeder = new FakePoolFeeder(m.feed, 100_000);
     try {
