@@ -2,7 +2,8 @@
 // Chromium (headless), and the server's rules checked with plain HTTP requests.
 import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,6 +119,20 @@ describe('monitor: --monitor [HOST:]PORT', () => {
     const r = await tsmpirun(['-n', '1', '--monitor', 'nope', fixture('monitor-job.ts')], { timeoutMs: 20_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--monitor/);
+  });
+
+  it('a port in use: exit 2 naming it, before any rank starts', async () => {
+    const busy = createServer();
+    await new Promise<void>((res) => busy.listen(0, '127.0.0.1', () => res()));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = await tsmpirun(['-n', '2', '--monitor', String(port), fixture('monitor-job.ts')], { timeoutMs: 20_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--monitor: cannot listen on 127.0.0.1:${port}: EADDRINUSE`);
+      expect(r.stdout).not.toMatch(/ready/);
+    } finally {
+      busy.close();
+    }
   });
 });
 

@@ -63,6 +63,8 @@ export interface MonitorFeed {
   // ---- a job's ranks
   rank(rank: number, u: RankUpdate): void;
   output(rank: number, stream: 1 | 2, chunk: Uint8Array): void;
+  /** the rank's output is complete (a last line without a newline is kept) */
+  outputEnded(rank: number): void;
 
   // ---- both
   /** reportProgress of one source (a rank, a task, a map): the page sums them */

@@ -5,13 +5,14 @@
 import { parseMonitorAddress, type MonitorAddress } from './address.js';
 import { MonitorServer } from './server.js';
 import { MonitorState, type MonitorKind } from './state.js';
+import type { MonitorFeed } from './feed.js';
 
-export type { MonitorFeed } from './feed.js';
+export type { MonitorFeed };
 export { parseMonitorAddress, type MonitorAddress };
 
 export interface Monitor {
   /** what the job or pool writes into */
-  readonly feed: MonitorState;
+  readonly feed: MonitorFeed;
   /** the page's address, token included */
   readonly url: string;
   /** send the last state to every page and stop serving */

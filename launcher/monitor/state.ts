@@ -150,7 +150,6 @@ export class MonitorState implements MonitorFeed {
     this.tail.push(rank, stream, chunk);
   }
 
-  /** A rank's output is complete. */
   outputEnded(rank: number): void {
     this.tail.flush(rank);
   }
