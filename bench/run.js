@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,monitor]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor]
 //
-// Prints four markdown tables on stdout (progress goes to stderr): point to
+// Prints five markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
-// addresses), the value codec's fast paths, --monitor's cost. Every child process runs in its own process group and is killed
+// addresses), the value codec's fast paths, start-up over ssh and Slurm, --monitor's cost. Every child process runs in its own process group and is killed
 // (the whole group) when it outlives its time bound, so nothing hangs.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -24,8 +24,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,monitor]\n';
-const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'monitor'];
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor]\n';
+const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch', 'monitor'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
@@ -78,6 +78,7 @@ const CFG = quick
       coll: { ns: [2, 4, 8], rounds: 1, warm: { small: 20, large: 1 }, reps: { small: 30, large: 3 } },
       remote: { stageBytes: 256 * MiB, stageRuns: 1, rounds: 1 },
       codec: { rounds: 2, reps: 5, ms: 10 },
+      launchRuns: 3,
     }
   : {
       rounds: 3,
@@ -87,6 +88,7 @@ const CFG = quick
       coll: { ns: [2, 4, 8], rounds: 2, warm: { small: 50, large: 2 }, reps: { small: 150, large: 8 } },
       remote: { stageBytes: 1024 * MiB, stageRuns: 3, rounds: 2 },
       codec: { rounds: 6, reps: 7, ms: 20 },
+      launchRuns: 7,
     };
 // Collectives: n = 8 ranks on this 2-core machine is oversubscribed. Neither side
 // is pinned: Node ranks get no taskset, mpirun gets --bind-to none, and the
@@ -664,6 +666,108 @@ function remoteTable() {
   return rows.join('\n');
 }
 
+// ---------------------------------------------------------------- launch (ssh, Slurm)
+// Start-up of -n 8 over two ssh hosts and over two Slurm nodes, tsmpirun vs
+// Open MPI's own launch (mpirun --host through the same ssh config; mpirun
+// inside the same salloc, which Open MPI starts through srun). The hosts are
+// the test suite's beds (bench/launch-beds.ts): real sshd, real Slurm.
+const TSX_LOADER = join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+let beds = null;
+
+function startBeds() {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', TSX_LOADER, join(BENCH, 'launch-beds.ts')], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    live.add(child);
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => done(null, 'the beds did not come up within 60 s'), 60_000);
+    let settled = false;
+    const done = (info, why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!info) {
+        errors.push(`launch beds: ${why}${err ? ` — ${err.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
+        killGroup(child);
+        live.delete(child);
+      }
+      resolve(info ? { ...info, child } : null);
+    };
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d;
+      const m = /^BEDS (.*)$/m.exec(out);
+      if (m) done(JSON.parse(m[1]), null);
+    });
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.once('close', () => done(null, 'exited early'));
+  });
+}
+
+async function stopBeds() {
+  if (!beds) return;
+  const child = beds.child;
+  await new Promise((resolve) => {
+    child.once('close', resolve);
+    child.stdin.end();
+    setTimeout(() => killGroup(child), 8000).unref();
+  });
+  live.delete(child);
+  beds = null;
+}
+
+const HELLO_PY = 'from mpi4py import MPI; MPI.COMM_WORLD.Barrier()';
+const countHellos = (r) => (r.stdout.match(/^Hello from rank \d+ of 8/gm) ?? []).length;
+
+async function launchOnce(kind, record) {
+  const ssh = `ssh -F ${beds.sshConfig}`;
+  const [a, b] = beds.sshHosts;
+  const slurmEnv = beds.slurmEnv;
+  let r;
+  let ok;
+  if (kind === 'tsmpi:ssh') {
+    r = await run(process.execPath, [TSMPIRUN, '--via', 'ssh', '--ssh-command', ssh, '--host', `${a[0]}:4,${b[0]}:4`, '-n', '8', 'examples/hello.ts']);
+    ok = r.code === 0 && countHellos(r) === 8;
+  } else if (kind === 'mpirun:ssh') {
+    r = await run('mpirun', ['--mca', 'plm_rsh_agent', ssh, '--host', `${a[1]}:4,${b[1]}:4`, '-n', '8', PY, '-c', HELLO_PY], { env: MPI_ENV });
+    ok = r.code === 0;
+  } else if (kind === 'tsmpi:slurm') {
+    r = await run('salloc', ['-N2', '-n8', process.execPath, TSMPIRUN, 'examples/hello.ts'], { env: slurmEnv });
+    ok = r.code === 0 && countHellos(r) === 8;
+  } else {
+    r = await run('salloc', ['-N2', '-n8', 'mpirun', PY, '-c', HELLO_PY], { env: { ...slurmEnv, ...MPI_ENV } });
+    ok = r.code === 0;
+  }
+  if (!ok) errors.push(describeFailure(`launch ${kind}`, r));
+  else if (record) add(`launch:${kind}`, [r.ms]);
+}
+
+async function benchLaunch(anchors) {
+  beds = await startBeds();
+  if (!beds) return;
+  try {
+    const kinds = anchors ? ['tsmpi:ssh', 'mpirun:ssh', 'tsmpi:slurm', 'mpirun:slurm'] : ['tsmpi:ssh', 'tsmpi:slurm'];
+    log('launch: warm-up');
+    for (const k of kinds) await launchOnce(k, false);
+    for (let i = 1; i <= CFG.launchRuns; i++) {
+      log(`launch run ${i}/${CFG.launchRuns}`);
+      for (const k of kinds) await launchOnce(k, true);
+    }
+  } finally {
+    await stopBeds();
+  }
+}
+
+function launchTable() {
+  const rows = ['| start-up, -n 8, wall (ms) | tsmpi | anchor: Open MPI | tsmpi / anchor |', '|---|---|---|---|'];
+  const s = med('launch:tsmpi:ssh');
+  const ms = med('launch:mpirun:ssh');
+  rows.push(`| 2 ssh hosts × 4: \`tsmpirun --via ssh --host\` vs \`mpirun --host\` (same ssh config) | ${num(s)} | ${num(ms)} | ${ratio(s, ms)} |`);
+  const u = med('launch:tsmpi:slurm');
+  const mu = med('launch:mpirun:slurm');
+  rows.push(`| 2 Slurm nodes × 4: \`salloc -N2 -n8 tsmpirun\` vs \`salloc -N2 -n8 mpirun\` | ${num(u)} | ${num(mu)} | ${ratio(u, mu)} |`);
+  return rows.join('\n');
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   if (!existsSync(TSMPIRUN)) {
@@ -741,8 +845,6 @@ async function main() {
     }
   }
   const tRemote = Date.now();
-  if (only.has('monitor')) await benchMonitor();
-  const tMonitor = Date.now();
 
   if (only.has('codec')) {
     for (let round = 1; round <= CFG.codec.rounds; round++) {
@@ -753,6 +855,11 @@ async function main() {
     }
   }
   const tCodec = Date.now();
+
+  if (only.has('launch')) await benchLaunch(anchors);
+  const tLaunch = Date.now();
+  if (only.has('monitor')) await benchMonitor();
+  const tMonitor = Date.now();
 
   for (const [k, v] of results) log(`${k}: median ${num(median(v))} of [${v.map(num).join(', ')}]`);
 
@@ -789,6 +896,14 @@ async function main() {
       `Codec: \`bench/codec.mjs\`, one process per implementation, started alternately for ${CFG.codec.rounds} rounds; each times batches of about ${CFG.codec.ms} ms of \`decodeValue(encodeValue(v))\` after 0.3 s of warm-up. "before" is the codec as it was before identity tracking (\`bench/codec-before.mjs\`, where the README's 0.3 µs / 2 µs came from). Medians of ${CFG.codec.rounds}×${CFG.codec.reps} batches.`,
     );
   }
+  if (only.has('launch')) {
+    lines.push('');
+    lines.push(launchTable());
+    lines.push('');
+    lines.push(
+      `Launch: wall time from spawning the launcher to its exit, median of ${CFG.launchRuns} runs after one warm-up each, interleaved. tsmpi runs examples/hello.ts (compile, agents, 8 ranks, one line each); Open MPI runs \`${PY} -c "…Barrier()"\` on 8 ranks. ssh: two real sshd (test/beds/sshd.ts) on 127.0.0.21–.22, the same client config for both (\`mpirun --mca plm_rsh_agent "ssh -F …"\`). Slurm: two slurmd nodes (test/beds/slurm.ts), 4 CPUs each, both inside their own \`salloc -N2 -n8\` (its cost is in both columns).`,
+    );
+  }
   if (only.has('monitor')) {
     lines.push('');
     lines.push(monitorTable());
@@ -798,7 +913,7 @@ async function main() {
     );
   }
   lines.push('');
-  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, monitor ${((tMonitor - tRemote) / 1000).toFixed(0)} s, codec ${((tCodec - tMonitor) / 1000).toFixed(0)} s`);
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s, monitor ${((tMonitor - tLaunch) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
   lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
   // The point-to-point part keeps about 2 processes runnable; much more means someone

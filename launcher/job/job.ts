@@ -19,8 +19,12 @@ export { sweepStaleJobFolders };
 import { ProgressBar } from './progress.js';
 import { hasUserSignals, teardownSignal } from '../os/platform.js';
 import type { HostEvents, RankHost } from '../hosts/rank-host.js';
-import type { RemoteHost, StagedSource } from '../hosts/tsmpid-host.js';
 import type { Monitor, MonitorAddress } from '../monitor/index.js';
+import type { AgentHost, AgentJobSpec, StagedSource } from '../hosts/agent-host.js';
+import type { SshOptions } from '../hosts/ssh-host.js';
+
+/** How ranks on other hosts are started (`--via`). */
+export type Via = 'tsmpid' | 'ssh' | 'slurm';
 
 /** SIGTERM first; ranks still alive this long after are killed. */
 const KILL_GRACE_MS = 1000;
@@ -53,6 +57,10 @@ export interface JobSpec {
   oversubscribe?: boolean;
   /** --monitor: serve the live page there */
   monitor?: MonitorAddress | null;
+  /** how other hosts are reached (default tsmpid) */
+  via?: Via;
+  /** with via 'ssh': the ssh command, node and package folder there */
+  ssh?: SshOptions;
 }
 
 
@@ -232,22 +240,17 @@ export class Job {
     };
     let listenTls: string | null = null;
     let tlsDir: string | null = null;
-    const remotes: RemoteHost[] = [];
+    const remotes: AgentHost[] = [];
     if (remote.length) {
-      const [{ RemoteHost }, { KnownHosts, readIdentity }, { fileDigest }, { createTlsIdentity }] = await Promise.all([
-        import('../hosts/tsmpid-host.js'),
-        import('../keys/keys.js'),
-        import('../staging/staging.js'),
-        import('../keys/x509.js'),
-      ]);
+      const [{ fileDigest }, { createTlsIdentity }] = await Promise.all([import('../staging/staging.js'), import('../keys/x509.js')]);
       // Every byte between hosts is encrypted: ranks get a job credential of their own.
       const credential = createTlsIdentity('tsmpi job');
       tlsDir = join(this.dir, 'tls');
       mkdirSync(tlsDir, { mode: 0o700 });
       writeFileSync(join(tlsDir, 'job.key'), credential.key, { mode: 0o600 });
       writeFileSync(join(tlsDir, 'job.crt'), credential.cert, { mode: 0o600 });
-      const identity = readIdentity(spec.identityFile);
-      const knownHosts = new KnownHosts(spec.knownHostsFile);
+      const via = spec.via ?? 'tsmpid';
+      const makeHost = await this.hostMaker(via);
       const failed = await compileFailed();
       if (failed !== null) return failed;
       const files: StagedSource[] = [{ path: remoteCompiled, name: SCRIPT_FILE, ...(await fileDigest(remoteCompiled)) }];
@@ -255,23 +258,19 @@ export class Job {
       for (const f of spec.files) files.push({ path: f, name: stagedName(f), size: statSync(f).size, sha256: '' });
       for (const p of remote) {
         remotes.push(
-          new RemoteHost({
-            host: p.host,
+          makeHost(p, {
             ranks: p.ranks,
             size: this.size,
             secret: this.secret,
-            identity,
-            knownHosts,
-            knownHostsFile: spec.knownHostsFile,
             files,
             // where the script sits in the job folder, beside the --files as they sit here
             script: stagedName(spec.script),
             args: spec.args,
             env: spec.env,
-            hostId: `${p.host.name}:${p.host.port}`,
+            hostId: via === 'tsmpid' ? `${p.host.name}:${p.host.port}` : `${p.host.name}:${via === 'ssh' ? 22 : 0}`,
             credential,
             oversubscribe: spec.oversubscribe === true,
-            connectTimeoutMs: 10_000,
+            connectTimeoutMs: via === 'tsmpid' ? 10_000 : 30_000,
             note: (line) => safeWrite(process.stderr, `tsmpirun: ${line}\n`),
           }),
         );
@@ -333,6 +332,26 @@ export class Job {
     await Promise.all(starting);
     return null;
   }
+
+  /** The one place a way of reaching hosts (`--via`) becomes a RankHost. */
+  private async hostMaker(via: Via): Promise<(p: Placement, job: AgentJobSpec) => AgentHost> {
+    const spec = this.spec;
+    if (via === 'ssh') {
+      const { SshHost, DEFAULT_SSH } = await import('../hosts/ssh-host.js');
+      return (p, job) => new SshHost({ ...job, host: p.host, ssh: spec.ssh ?? DEFAULT_SSH });
+    }
+    if (via === 'slurm') {
+      const { SlurmStep } = await import('../hosts/slurm-host.js');
+      const step = (this.slurmStep = new SlurmStep({ nodes: spec.placement.map((p) => p.host.name), remoteNode: spec.ssh?.remoteNode ?? process.execPath, remotePrefix: spec.ssh?.remotePrefix ?? null }));
+      return (p, job) => step.host(p.host.name, job);
+    }
+    const [{ RemoteHost }, { KnownHosts, readIdentity }] = await Promise.all([import('../hosts/tsmpid-host.js'), import('../keys/keys.js')]);
+    const identity = readIdentity(spec.identityFile);
+    const knownHosts = new KnownHosts(spec.knownHostsFile);
+    return (p, job) => new RemoteHost({ ...job, host: p.host, identity, knownHosts, knownHostsFile: spec.knownHostsFile });
+  }
+
+  private slurmStep: import('../hosts/slurm-host.js').SlurmStep | null = null;
 
   private onHostLost(h: RankHost, reason: string): void {
     const lost = h.ranks.filter((r) => !this.ranks[r]!.exited);
@@ -557,7 +576,7 @@ export class Job {
         this.say(`tsmpirun: received ${e.signal}; every rank was ended\n`);
         return signalCode(e.signal);
       case 'host':
-        this.say(`tsmpirun: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
+        this.say(`tsmpirun: ERR_PEER_LOST: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
         return 1;
       case 'setup':
         if (!e.quiet) this.say(`tsmpirun: ${e.error.message}\n`);

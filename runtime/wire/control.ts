@@ -130,7 +130,15 @@ export type DaemonToLauncher =
   | { t: 'started'; pids: number[]; listenHost: string }
   | { t: 'rank'; rank: number; m: RankToLauncher }
   | { t: 'exit'; rank: number; code: number | null; signal: string | null }
-  | { t: 'pong' };
+  | { t: 'pong' }
+  /**
+   * An agent started by ssh or srun says hello (it has no challenge: ssh
+   * authenticated the launcher, a Slurm node proves the job's token).
+   * `listenHost`: where its ranks listen; `peerHost`: the launcher's address as
+   * this host sees it (ssh), or ''; `node`: the Slurm node name; `token`: the
+   * job's call-back token (Slurm only, over TLS to the pinned launcher).
+   */
+  | { t: 'agent'; v: number; host: string; platform: string; slots: number; listenHost: string; peerHost: string; node?: string; token?: string };
 
 export type LauncherToDaemon =
   | { t: 'auth'; key: string; sig: string; staging: string }
@@ -154,7 +162,9 @@ export type LauncherToDaemon =
   | { t: 'start' }
   | { t: 'ctl'; rank: number; m: LauncherToRank }
   | { t: 'kill'; signal: string }
-  | { t: 'ping' };
+  | { t: 'ping' }
+  /** to an agent after its hello: the key staged chunks are sealed with */
+  | { t: 'open'; fileKey: string };
 
 const DAEMON_FIELDS: Record<DaemonToLauncher['t'], Record<string, string>> = {
   challenge: { v: 'number', nonce: 'string', host: 'string', platform: 'string', slots: 'number', staging: 'string' },
@@ -164,6 +174,7 @@ const DAEMON_FIELDS: Record<DaemonToLauncher['t'], Record<string, string>> = {
   rank: { rank: 'number', m: 'object' },
   exit: { rank: 'number' },
   pong: {},
+  agent: { v: 'number', host: 'string', platform: 'string', slots: 'number', listenHost: 'string', peerHost: 'string' },
 };
 
 const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = {
@@ -185,6 +196,7 @@ const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = 
   ctl: { rank: 'number', m: 'object' },
   kill: { signal: 'string' },
   ping: {},
+  open: { fileKey: 'string' },
 };
 
 export function parseDaemonMessage(value: unknown): DaemonToLauncher {
