@@ -7,9 +7,9 @@
 // on any host (found by environment markers, wherever they were re-parented).
 import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { marked, noneLeft } from './beds/leftovers.js';
 import { startSshBed, type SshBed } from './beds/sshd.js';
@@ -158,8 +158,11 @@ describe('tsmpirun --via ssh', () => {
     expect(r.stderr).toMatch(/ranks lost: 1, 2/);
   });
 
-  it('killing the agent on a host is that host lost; its ranks end too', async () => {
-    const { done } = await blockingJob();
+  it('killing the agent on a host is that host lost; its ranks end too; the next agent removes its folder', async () => {
+    const { done, pids } = await blockingJob();
+    // rank 3 runs on hostB in a job folder inside that agent's own folder
+    const agentDir = dirname(readlinkSync(`/proc/${pids[3]}/cwd`));
+    expect(agentDir).toMatch(/\/tsmpi-agent-[^/]+$/);
     const agents = marked([`TSMPI_BED_MARK=${bed.mark}`]).filter((p) => p.cmd.includes('agent-main.js'));
     const onB = agents.filter((p) => readFileSync(`/proc/${p.pid}/environ`, 'latin1').includes('SSH_CONNECTION=127.0.0.1 ') && readFileSync(`/proc/${p.pid}/environ`, 'latin1').includes(' 127.0.0.22 '));
     expect(onB.length, JSON.stringify(agents)).toBe(1);
@@ -168,19 +171,25 @@ describe('tsmpirun --via ssh', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/ERR_PEER_LOST: host hostB was lost/);
     expect(r.stderr).toMatch(/ranks lost: 3/);
+    // a killed agent cannot clean up: its folder stays until the next agent on that machine sweeps it
+    await noneLeft([`TSMPI_CASE=${caseMark}`, `TSMPI_BED_MARK=${bed.mark}`], 8000);
+    expect(existsSync(agentDir)).toBe(true);
+    const again = await sshJob('hostB:1', 1, fixture('remote-hello.ts'));
+    expect(again.code, again.stderr).toBe(0);
+    expect(existsSync(agentDir), `${agentDir} was swept`).toBe(false);
   });
 
   it('a host whose sshd refuses the key: a clear error at once, no hang, nothing started', async () => {
     const t0 = Date.now();
     const r = await sshJob('localhost:1,hostR:1', 2, fixture('remote-hello.ts'));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cannot start the agent on hostR \(ssh\).*Permission denied/);
+    expect(r.stderr).toMatch(/ERR_AUTH: cannot start the agent on hostR \(ssh\).*Permission denied/);
     expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
   it('a --remote-prefix with no tsmpi there: a clear error naming the host', async () => {
     const r = await sshJob('hostA:1', 1, fixture('remote-hello.ts'), [], { extra: ['--remote-prefix', '/nonexistent/tsmpi'] });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/hostA \(ssh\).*Cannot find module '\/nonexistent\/tsmpi\/dist\/launcher\/agent\/agent-main\.js'/);
+    expect(r.stderr).toMatch(/ERR_PEER_LOST: cannot start the agent on hostA \(ssh\).*Cannot find module '\/nonexistent\/tsmpi\/dist\/launcher\/agent\/agent-main\.js'/);
   });
 });

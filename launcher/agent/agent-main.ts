@@ -16,7 +16,7 @@
  * for any reason, or on SIGTERM/SIGINT/SIGHUP (scancel), the ranks are ended,
  * the folder removed, and the program exits.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -24,6 +24,7 @@ import * as tls from 'node:tls';
 import { TsmpiError } from '../../runtime/errors.js';
 import { CONTROL_VERSION, parseToDaemon } from '../../runtime/wire/control.js';
 import { peerFingerprint } from '../keys/x509.js';
+import { sweepStaleJobFolders } from '../job/job-folder.js';
 import { FramedConn } from '../link/framed.js';
 import { stdioLink } from '../link/stdio-link.js';
 import { CHUNK } from '../staging/staging.js';
@@ -130,6 +131,10 @@ async function main(argv: string[]): Promise<void> {
   }
   const peer = 'launcher';
   const jobsDir = mkdtempSync(join(tmpdir(), 'tsmpi-agent-'));
+  // The folder's owner, as a launcher's job folder names its own: an agent
+  // killed with SIGKILL cannot clean up, the next agent or launcher here does.
+  writeFileSync(join(jobsDir, 'launcher.pid'), String(process.pid));
+  setImmediate(() => sweepStaleJobFolders(tmpdir(), jobsDir));
   let agent: Agent | null = null;
   let silence: NodeJS.Timeout | null = null;
   let exiting = false;

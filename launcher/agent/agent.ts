@@ -21,20 +21,8 @@ import { ControlServer } from '../link/control-server.js';
 import type { FramedConn } from '../link/framed.js';
 import { dataframeEntry, distDir, rankMain, runtimeEntry } from '../os/paths.js';
 import { FileReceiver, safeJobPath } from '../staging/staging.js';
-import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER_PATTERN, RUNTIME_PLACEHOLDER, SCRIPT_FILE } from '../job/placeholders.js';
-
-/**
- * Where this install's copy of a package tsmpi depends on lives, as a file URL
- * (a remote job imports it from here). Unknown packages are left for the import
- * to fail with Node's own clear message.
- */
-function ownPackageUrl(spec: string): string {
-  try {
-    return pathToFileURL(createRequire(join(distDir, '..', 'package.json')).resolve(spec)).href;
-  } catch {
-    return spec;
-  }
-}
+import { SCRIPT_FILE } from '../job/placeholders.js';
+import { fillPlaceholders } from '../job/own-install.js';
 
 export interface AgentOptions {
   /** job folders are made in here */
@@ -176,10 +164,7 @@ export class Agent {
     writeFileSync(join(own, 'job.crt'), job.tlsCert, { mode: 0o600 });
     // Point the script at this host's own tsmpi install.
     const scriptPath = join(dir, SCRIPT_FILE);
-    const text = readFileSync(scriptPath, 'utf8')
-      .replaceAll(RUNTIME_PLACEHOLDER, pathToFileURL(runtimeEntry).href)
-      .replaceAll(DATAFRAME_PLACEHOLDER, pathToFileURL(dataframeEntry).href)
-      .replace(PACKAGE_PLACEHOLDER_PATTERN, (_, spec: string) => ownPackageUrl(spec));
+    const text = fillPlaceholders(readFileSync(scriptPath, 'utf8'));
     writeFileSync(scriptPath, text);
     const local = (name: string) =>
       process.platform === 'win32' ? `pipe:\\\\.\\pipe\\tsmpid-${dir.split(/[\\/]/).pop()}-${name}` : `unix:${join(own, `${name}.sock`)}`;

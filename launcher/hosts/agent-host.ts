@@ -233,6 +233,13 @@ export abstract class AgentHost implements RankHost {
     this.conn?.sendControl({ t: 'kill', signal });
   }
 
+  /** Whether the link keeps this process alive (a task pool lets go while idle). */
+  ref(on: boolean): void {
+    const sock = this.conn?.socket as { ref?(): void; unref?(): void } | undefined;
+    if (on) sock?.ref?.();
+    else sock?.unref?.();
+  }
+
   close(): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.conn?.end();

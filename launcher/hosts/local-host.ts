@@ -140,4 +140,16 @@ export class LocalHost implements RankHost {
   close(): void {
     this.listener?.close();
   }
+
+  ref(on: boolean): void {
+    for (const c of this.children.values()) {
+      if (on) c.ref();
+      else c.unref();
+      for (const s of [c.stdout, c.stderr] as (NodeJS.ReadableStream & { ref?(): void; unref?(): void })[]) {
+        if (on) s?.ref?.();
+        else s?.unref?.();
+      }
+    }
+    this.control?.ref(on);
+  }
 }

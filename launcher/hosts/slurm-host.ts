@@ -89,6 +89,7 @@ export class SlurmStep {
   private begun: Promise<void> | null = null;
   private stderrTail = '';
   private ended: string | null = null;
+  private closed = false;
 
   constructor(private readonly o: SlurmStepOptions) {}
 
@@ -169,6 +170,8 @@ export class SlurmStep {
 
   /** Every node's agent has its link, or the job is over: stop listening, end the step. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.server?.close();
     const srun = this.srun;
     if (!srun || srun.exitCode !== null || srun.signalCode !== null) return;

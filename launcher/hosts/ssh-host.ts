@@ -112,6 +112,18 @@ export class SshHost extends AgentHost {
     conn.sendControl({ t: 'open', fileKey: this.fileKey.toString('base64') });
   }
 
+  override ref(on: boolean): void {
+    super.ref(on);
+    const child = this.child;
+    if (!child) return;
+    if (on) child.ref();
+    else child.unref();
+    for (const s of [child.stdin, child.stdout, child.stderr] as ({ ref?(): void; unref?(): void } | null)[]) {
+      if (on) s?.ref?.();
+      else s?.unref?.();
+    }
+  }
+
   override close(): void {
     super.close();
     const child = this.child;

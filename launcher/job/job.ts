@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname, constants as osConstants, tmpdir } from 'node:os';
 import { basename, isAbsolute, join, normalize, sep } from 'node:path';
+import { isTsmpiError } from '../../runtime/errors.js';
 import type { RankToLauncher } from '../../runtime/wire/control.js';
 import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
@@ -279,7 +280,9 @@ export class Job {
       try {
         await Promise.all(remotes.map((h) => h.connect()));
       } catch (e) {
-        safeWrite(process.stderr, `tsmpirun: ${(e as Error).message}\n`);
+        // the code says which: ERR_AUTH (a key refused), ERR_PEER_LOST (unreachable, gone), ERR_TIMEOUT
+        const code = isTsmpiError(e) ? `${e.code}: ` : '';
+        safeWrite(process.stderr, `tsmpirun: ${code}${(e as Error).message}\n`);
         return 1;
       }
       listenTls = `tls:${remotes[0]!.localAddress.includes(':') ? `[${remotes[0]!.localAddress}]` : remotes[0]!.localAddress}:0`;
@@ -342,7 +345,7 @@ export class Job {
     }
     if (via === 'slurm') {
       const { SlurmStep } = await import('../hosts/slurm-host.js');
-      const step = (this.slurmStep = new SlurmStep({ nodes: spec.placement.map((p) => p.host.name), remoteNode: spec.ssh?.remoteNode ?? process.execPath, remotePrefix: spec.ssh?.remotePrefix ?? null }));
+      const step = new SlurmStep({ nodes: spec.placement.map((p) => p.host.name), remoteNode: spec.ssh?.remoteNode ?? process.execPath, remotePrefix: spec.ssh?.remotePrefix ?? null });
       return (p, job) => step.host(p.host.name, job);
     }
     const [{ RemoteHost }, { KnownHosts, readIdentity }] = await Promise.all([import('../hosts/tsmpid-host.js'), import('../keys/keys.js')]);
@@ -350,8 +353,6 @@ export class Job {
     const knownHosts = new KnownHosts(spec.knownHostsFile);
     return (p, job) => new RemoteHost({ ...job, host: p.host, identity, knownHosts, knownHostsFile: spec.knownHostsFile });
   }
-
-  private slurmStep: import('../hosts/slurm-host.js').SlurmStep | null = null;
 
   private onHostLost(h: RankHost, reason: string): void {
     const lost = h.ranks.filter((r) => !this.ranks[r]!.exited);

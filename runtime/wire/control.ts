@@ -37,7 +37,9 @@ export type RankToLauncher =
   /** sent as the rank ends, for --report */
   | { t: 'stats'; stats: RankStats }
   /** reply to `sample` (--monitor, only while a browser watches): what it is blocked in, its traffic so far */
-  | { t: 'sampled'; ops: BlockedOp[]; traffic: RankTraffic };
+  | { t: 'sampled'; ops: BlockedOp[]; traffic: RankTraffic }
+  /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64; or '' and the value itself in `j` when JSON carries it exactly */
+  | { t: 'pool'; b: string; j?: unknown };
 
 /** A rank's traffic so far (every message, collectives included). */
 export interface RankTraffic {
@@ -67,7 +69,9 @@ export type LauncherToRank =
   | { t: 'sample' }
   /** the script is ready: import it (ranks start while the launcher compiles) */
   | { t: 'run' }
-  | { t: 'refused'; code: string; message: string };
+  | { t: 'refused'; code: string; message: string }
+  /** the task pool's message to one of its workers (tsmpi/pool): as from a worker */
+  | { t: 'pool'; b: string; j?: unknown };
 
 const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   hello: { v: 'number', rank: 'number', pid: 'number', secret: 'string' },
@@ -79,6 +83,7 @@ const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   blocked: { ops: 'array', queued: 'array' },
   stats: { stats: 'object' },
   sampled: { ops: 'array', traffic: 'object' },
+  pool: { b: 'string' },
 };
 
 const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
@@ -88,6 +93,7 @@ const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
   sample: {},
   run: {},
   refused: { code: 'string', message: 'string' },
+  pool: { b: 'string' },
 };
 
 function check<T>(value: unknown, table: Record<string, Record<string, string>>, who: string): T {
