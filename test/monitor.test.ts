@@ -7,7 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixture, tsmpirun, until, type RunResult } from './harness.js';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { fixture, run, tsmpirun, until, type RunResult } from './harness.js';
 import { openBrowser, SHOTS, type Browser } from './browser.js';
 import { parseMonitorAddress } from '../dist/launcher/monitor/address.js';
 import { startMonitor } from '../dist/launcher/monitor/index.js';
@@ -338,7 +340,66 @@ class FakePoolFeeder {
   }
 }
 
-describe('monitor: the pool page in Chromium (fake pool feed)', () => {
+describe('monitor: a real pool\'s page in Chromium, during a map', () => {
+  it('workers by host, tasks done moving, failures with their remote stacks, partial results, map progress, the end', async () => {
+    const browser = await theBrowser();
+    const dir = tempDir();
+    const go = join(dir, 'go');
+    const n = 20_000;
+    let stderr = '';
+    let child: ChildProcess | null = null;
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const script = run(process.execPath, ['--import', tsx, fixture('monitor-pool.ts'), go, String(n)], {
+      timeoutMs: 90_000,
+      onStart: (c) => {
+        child = c;
+        c.stderr!.on('data', (b: Buffer) => (stderr += b));
+      },
+    });
+    let result: RunResult | null = null;
+    void script.then((r) => (result = r), () => {});
+    try {
+      await until(() => /tsmpi pool: monitor at http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(stderr), 30_000, 'the pool\'s monitor URL');
+      const url = /monitor at (\S+)/.exec(stderr)![1]!;
+      const page = await browser.context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(url);
+      await page.waitForFunction(() => document.querySelectorAll('.hostgroup[data-host="localhost"] .tile').length === 2, null, { timeout: 20_000 });
+      const done = () => page.evaluate(() => Number(document.querySelector('#tasks tr[data-phase="done"] td.n')?.textContent ?? 0));
+      await page.waitForFunction(() => Number(document.querySelector('#tasks tr[data-phase="done"] td.n')?.textContent ?? 0) > 0, null, { timeout: 30_000 });
+      const d1 = await done();
+      await page.waitForFunction((d) => Number(document.querySelector('#tasks tr[data-phase="done"] td.n')?.textContent ?? 0) > d, d1, { timeout: 20_000 });
+      await page.waitForFunction(() => document.querySelector('#tasks tr[data-phase="failed"] td.n')?.textContent === '3', null, { timeout: 20_000 });
+      expect(await page.locator('#failures .failure').count()).toBe(3);
+      expect(await page.locator('#failures .failure summary').first().textContent()).toMatch(/on localhost: RangeError: item \d is out of range/);
+      expect(await page.locator('#failures .failure pre').first().textContent()).toMatch(/RangeError: item \d is out of range[\s\S]*monitor-pool-tasks\.ts/);
+      await page.waitForFunction(() => /"square":\d+/.test(document.getElementById('partials')?.textContent ?? ''), null, { timeout: 20_000 });
+      // every task: the map's items and the three submitted
+      await page.waitForFunction((k) => new RegExp('\\d+% — \\d+ / ' + k + ' ').test(document.getElementById('progress-text')?.textContent ?? ''), n + 3, { timeout: 20_000 });
+      await page.waitForFunction(() => document.querySelector('.tile[data-state="busy"]') !== null, null, { timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.getElementById('chart')?.dataset.points ?? 0) >= 8, null, { timeout: 20_000 });
+      await page.screenshot({ path: join(SHOTS, 'monitor-pool.png') });
+      expect(result).toBeNull(); // all of that during the map
+      writeFileSync(go, '');
+      await page.waitForFunction(() => !document.getElementById('end')!.hidden, null, { timeout: 30_000 });
+      expect(await page.locator('#end-message').textContent()).toBe('the pool closed');
+      await until(() => result !== null, 30_000, 'the script to end');
+      expect(result!.code, result!.stderr).toBe(0);
+      // the serial loop is the oracle
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum = (sum + i * i) % 1_000_000_007;
+      expect(JSON.parse(result!.stdout.trim().split('\n').at(-1)!)).toEqual({ failed: 3, sum });
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      if (result === null) (child as ChildProcess | null)?.kill('SIGTERM');
+      await script.catch(() => {});
+    }
+  });
+});
+
+describe('monitor: the pool page at scale in Chromium (fake pool feed)', () => {
   it('a job page keeps up with 256 ranks (a narrow fake of the job\'s feed calls)', async () => {
     const browser = await theBrowser();
     const m = await startMonitor(0, { kind: 'job', title: '256 ranks', announce: null });
@@ -392,7 +453,7 @@ describe('monitor: the pool page in Chromium (fake pool feed)', () => {
       expect(await page.locator('#partials li').first().textContent()).toMatch(/^task \d+ @ .*"best":\d+/);
       await page.waitForFunction(() => /\d+% — \d+ \/ 100000/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 10_000 });
       await page.waitForFunction(() => Number(document.getElementById('chart')?.dataset.points ?? 0) >= 8, null, { timeout: 10_000 });
-      await page.screenshot({ path: join(SHOTS, 'monitor-pool.png') });
+      await page.screenshot({ path: join(SHOTS, 'monitor-pool-fake.png') });
       // the counts always add up to the tasks submitted
       const phases = ['queued', 'running', 'done', 'failed', 'cancelled'];
       const sum = (await Promise.all(phases.map(count))).reduce((a, b) => a + b, 0);

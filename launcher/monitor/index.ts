@@ -28,11 +28,34 @@ export interface MonitorOptions {
   prefix?: string;
 }
 
-export async function startMonitor(where: MonitorAddress | string | number, o: MonitorOptions): Promise<Monitor> {
+/** A monitor whose feed exists at once (nothing fed is missed) while it starts listening. */
+export interface OpeningMonitor {
+  readonly feed: MonitorFeed;
+  /** the URL once listening (after it was announced); rejects with ERR_ARG when it cannot listen */
+  readonly listening: Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Start the monitor; the address is checked at once (ERR_ARG), the listening happens after. */
+export function openMonitor(where: MonitorAddress | string | number, o: MonitorOptions): OpeningMonitor {
   const address = typeof where === 'object' ? where : parseMonitorAddress(where, o.kind === 'pool' ? 'monitor' : '--monitor');
   const state = new MonitorState(o.kind, o.title);
-  const server = await MonitorServer.start(address, state);
   const announce = o.announce === undefined ? (url: string) => process.stderr.write(`${o.prefix ?? 'tsmpirun'}: monitor at ${url}\n`) : o.announce;
-  announce?.(server.url);
-  return { feed: state, url: server.url, close: () => server.close() };
+  const server = MonitorServer.start(address, state).then((s) => {
+    announce?.(s.url);
+    return s;
+  });
+  server.catch(() => {});
+  return {
+    feed: state,
+    listening: server.then((s) => s.url),
+    close: async () => (await server.catch(() => null))?.close(),
+  };
+}
+
+/** Start the monitor and wait until it listens (and its URL was announced). */
+export async function startMonitor(where: MonitorAddress | string | number, o: MonitorOptions): Promise<Monitor> {
+  const m = openMonitor(where, o);
+  const url = await m.listening;
+  return { feed: m.feed, url, close: m.close };
 }
