@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,pool]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor,pool]
 //
-// Prints six markdown tables on stdout (progress goes to stderr): point to
+// Prints seven markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
-// addresses), the value codec's fast paths, start-up over ssh and Slurm, the task
-// pool against Python's and Node's pools (bench/pool-section.mjs). Every child process runs in its own process group and is killed
+// addresses), the value codec's fast paths, start-up over ssh and Slurm, --monitor's
+// cost, the task pool against Python's and Node's pools (bench/pool-section.mjs). Every child process runs in its own process group and is killed
 // (the whole group) when it outlives its time bound, so nothing hangs.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { randomFillSync } from 'node:crypto';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { attachMonitor } from './monitor-client.mjs';
 import { poolSection, poolTable } from './pool-section.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -25,8 +26,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,pool]\n';
-const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch', 'pool'];
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor,pool]\n';
+const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch', 'monitor', 'pool'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
@@ -140,7 +141,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 process.on('exit', cleanUp);
 
 /** Run a command with a time bound; resolves { code, signal, stdout, stderr, ms, timedOut }. */
-function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT } = {}) {
+function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT, onStderr = null } = {}) {
   return new Promise((resolve) => {
     if (stopping) return resolve({ code: null, signal: 'SIGTERM', stdout: '', stderr: 'the bench is stopping', ms: 0, timedOut: false });
     const t0 = process.hrtime.bigint();
@@ -150,7 +151,10 @@ function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT } =
     let stderr = '';
     let timedOut = false;
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr);
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       killGroup(child, 'SIGTERM');
@@ -472,6 +476,59 @@ function remotePairParams(mode) {
   const params = { ...CFG[mode], pin: PIN[mode] };
   if (mode === 'pingpong') params.sizes = REMOTE_SIZES;
   return params;
+}
+
+// ---------------------------------------------------------------- --monitor's cost
+// The same ping-pong and collectives without --monitor, with it and no page
+// attached, and with a page's event stream attached (monitor-client.mjs reads
+// and parses every update), interleaved round by round.
+const MONITOR_VARIANTS = ['off', 'idle', 'attached'];
+const MONITOR_SIZES = [8, 64 * KiB];
+const MONITOR_OPS = ['barrier', 'allreduce_int', 'bcast_obj'];
+const MONITOR_N = 4;
+async function monitorRun(variant, script, args, what) {
+  const extra = variant === 'off' ? [] : ['--monitor', '127.0.0.1:0'];
+  let client = null;
+  const onStderr = (text) => {
+    const m = variant === 'attached' && !client && /monitor at (http:\/\/\S+)/.exec(text);
+    if (m) client = attachMonitor(m[1]);
+  };
+  const r = await run(process.execPath, [TSMPIRUN, ...extra, ...args.slice(0, 2), join(BENCH, script), ...args.slice(2)], { onStderr });
+  client?.close();
+  if (variant === 'attached' && !(client?.events > 1)) errors.push(`${what} with a page attached: the page got ${client?.events ?? 0} updates`);
+  let n = 0;
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('BENCH ')) continue;
+    const o = JSON.parse(line.slice(6));
+    add(o.kind === 'coll' ? `mon-${variant}:coll:${o.op}` : `mon-${variant}:pingpong:${o.size}`, o.samples);
+    n++;
+  }
+  if (r.code !== 0 || n === 0) errors.push(describeFailure(`${what} (${variant})`, r));
+}
+async function benchMonitor() {
+  const pp = { ...CFG.pingpong, sizes: MONITOR_SIZES, pin: PIN.pingpong };
+  const coll = { ...collParams(), ops: MONITOR_OPS };
+  for (let round = 1; round <= CFG.rounds; round++) {
+    for (const v of MONITOR_VARIANTS) {
+      log(`monitor round ${round}/${CFG.rounds}: ping-pong, ${v}`);
+      await monitorRun(v, 'tsmpi-rank.mjs', ['-n', '2', 'pingpong', JSON.stringify(pp)], 'ping-pong');
+      log(`monitor round ${round}/${CFG.rounds}: collectives n=${MONITOR_N}, ${v}`);
+      await monitorRun(v, 'coll-rank.mjs', ['-n', String(MONITOR_N), JSON.stringify(coll)], `collectives n=${MONITOR_N}`);
+    }
+  }
+}
+function monitorTable() {
+  const rows = [
+    '| with `--monitor` | without (µs) | no page attached (µs) | ratio | page attached (µs) | ratio | target (attached) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const row = (label, key) => {
+    const [off, idle, att] = MONITOR_VARIANTS.map((v) => med(`mon-${v}:${key}`));
+    rows.push(`| ${label} | ${num(off)} | ${num(idle)} | ${ratio(idle, off)} | ${num(att)} | ${ratio(att, off)} | ${target(att, off, '≤', 1.05, 'without')} |`);
+  };
+  for (const size of MONITOR_SIZES) row(`ping-pong ½ RTT ${sizeName(size)}`, `pingpong:${size}`);
+  for (const op of MONITOR_OPS) row(`${op}, n=${MONITOR_N} (per call, max over ranks)`, `coll:${op}`);
+  return rows.join('\n');
 }
 
 // ---------------------------------------------------------------- formatting
@@ -806,6 +863,8 @@ async function main() {
 
   if (only.has('launch')) await benchLaunch(anchors);
   const tLaunch = Date.now();
+  if (only.has('monitor')) await benchMonitor();
+  const tMonitor = Date.now();
 
   let pool = null;
   if (only.has('pool') && !stopping) {
@@ -858,6 +917,14 @@ async function main() {
       `Launch: wall time from spawning the launcher to its exit, median of ${CFG.launchRuns} runs after one warm-up each, interleaved. tsmpi runs examples/hello.ts (compile, agents, 8 ranks, one line each); Open MPI runs \`${PY} -c "…Barrier()"\` on 8 ranks. ssh: two real sshd (test/beds/sshd.ts) on 127.0.0.21–.22, the same client config for both (\`mpirun --mca plm_rsh_agent "ssh -F …"\`). Slurm: two slurmd nodes (test/beds/slurm.ts), 4 CPUs each, both inside their own \`salloc -N2 -n8\` (its cost is in both columns).`,
     );
   }
+  if (only.has('monitor')) {
+    lines.push('');
+    lines.push(monitorTable());
+    lines.push('');
+    lines.push(
+      `--monitor: the same tsmpi runs (ping-pong pinned ${PIN.pingpong}, collectives unpinned) without --monitor (the anchor), with \`--monitor 127.0.0.1:0\` and no page, and with a page's event stream attached (bench/monitor-client.mjs reads and parses every update; the launcher then asks every rank for a sample 4 times a second), interleaved over ${CFG.rounds} round${CFG.rounds === 1 ? '' : 's'}; medians.`,
+    );
+  }
   if (pool) {
     lines.push('');
     lines.push(poolTable(pool));
@@ -867,7 +934,7 @@ async function main() {
     );
   }
   lines.push('');
-  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s, pool ${((tPool - tLaunch) / 1000).toFixed(0)} s`);
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s, monitor ${((tMonitor - tLaunch) / 1000).toFixed(0)} s, pool ${((tPool - tMonitor) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
   lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
   // The point-to-point part keeps about 2 processes runnable; much more means someone

@@ -62,6 +62,7 @@ async function run(o: RunOptions): Promise<number> {
     report: o.report,
     detectDeadlock: o.detectDeadlock,
     oversubscribe: o.oversubscribe === true,
+    monitor: o.monitor,
     via,
     ssh: {
       command: o.sshCommand ?? DEFAULT_SSH.command,

@@ -240,6 +240,10 @@ async function makeWorld(): Promise<World> {
       // Context ids → communicator ids: even contexts are user traffic, odd ones collectives.
       const queued = engine.queued().map((q) => ({ ...q, comm: q.comm >>> 1, collective: (q.comm & 1) === 1 }));
       l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued, sent: fabric.messagesSent, received: fabric.messagesReceived });
+    } else if (m.t === 'sample') {
+      const f = fabric;
+      const traffic = { messagesSent: f.messagesSent, bytesSent: f.bytesSent, messagesReceived: f.messagesReceived, bytesReceived: f.bytesReceived };
+      l.control.send({ t: 'sampled', ops: w.pending.snapshot(), traffic });
     }
   });
   return w;

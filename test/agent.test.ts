@@ -19,7 +19,7 @@ function startAgent(mode: string, env: Record<string, string> = {}): { child: Ch
   let err = '';
   let isClosed = false;
   child.stderr!.on('data', (c: Buffer) => (err += c));
-  const conn = new FramedConn(stdioLink(child.stdout!, child.stdin!), 1 << 20, 1 << 20, {
+  const conn = new FramedConn(stdioLink(child.stdout!, child.stdin!, { skipToMark: mode === '--stdio' }), 1 << 20, 1 << 20, {
     control: (v) => got.push(parseDaemonMessage(v)),
     data: () => {},
     close: () => (isClosed = true),

@@ -187,6 +187,24 @@ describe('tsmpirun --via ssh', () => {
     expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
+  it("skips what the far side prints before the agent starts (a shell's startup files), and says so when no agent starts", async () => {
+    const noisy = `sh -c 'echo Welcome to this host; printf "motd\\n\\0\\1"; exec ssh "$@"' sh -F ${bed.config}`;
+    caseMark = randomBytes(6).toString('hex');
+    const ok = await tsmpirun(['--via', 'ssh', '--ssh-command', noisy, '--host', 'localhost:1,hostA:2', '-n', '3', fixture('remote-hello.ts')], {
+      timeoutMs: 40_000,
+      cwd: work,
+      env: { TMPDIR: mkdtempSync(join(base, 'tmp-')), TSMPI_CASE: caseMark },
+    });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout.match(/^hello from \d\/3 sum 6$/gm)?.length, ok.stdout).toBe(3);
+    expect(ok.stdout).not.toContain('Welcome');
+    await noneLeft([`TSMPI_CASE=${caseMark}`, `TSMPI_BED_MARK=${bed.mark}`], 8000);
+    // `echo` as the remote node: the far side prints and exits, no agent ever speaks
+    const bad = await sshJob('hostA:1', 1, fixture('remote-hello.ts'), [], { extra: ['--remote-node', 'echo'] });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/ERR_PEER_LOST: cannot start the agent on hostA \(ssh\).*the far side printed, and no agent started: .*agent-main\.js --stdio/);
+  });
+
   it('a --remote-prefix with no tsmpi there: a clear error naming the host', async () => {
     const r = await sshJob('hostA:1', 1, fixture('remote-hello.ts'), [], { extra: ['--remote-prefix', '/nonexistent/tsmpi'] });
     expect(r.code).toBe(1);

@@ -7,7 +7,7 @@ import { type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
 import { example, fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
 import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
@@ -20,7 +20,21 @@ let keyDir: string;
 let L: TestDaemon; // Linux tsmpid
 let W: WinDaemon; // Windows tsmpid, shared
 
+// A missing prerequisite fails every test of the file (it is never a skip).
+let setupError: unknown = null;
+beforeEach(() => {
+  if (setupError) throw setupError;
+});
+
 beforeAll(async () => {
+  try {
+    await setUp();
+  } catch (e) {
+    setupError = e;
+  }
+}, 120_000);
+
+async function setUp(): Promise<void> {
   ensureWine();
   base = mkdtempSync(join(tmpdir(), 'windows-test-'));
   work = join(base, 'work');
@@ -34,7 +48,7 @@ beforeAll(async () => {
     startDaemon({ host: '127.0.0.42', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
     startWinDaemon({ host: '127.0.0.41', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
   ]);
-}, 120_000);
+}
 
 afterAll(async () => {
   await stopWinDaemons();
@@ -212,7 +226,7 @@ describe('a job over localhost, a Linux tsmpid and a Windows tsmpid', () => {
   });
 
   it('--timeout says what each rank waits on, Windows ones too, and exits 124', async () => {
-    const r = await job(['localhost slots=1', L.line(1), W.line(2)], 4, fixture('remote-block.ts'), { extra: ['--timeout', '3'] });
+    const r = await job(['localhost slots=1', L.line(1), W.line(2)], 4, fixture('remote-block.ts'), { extra: ['--timeout', '6'] });
     expect(r.code, r.stderr).toBe(124);
     for (const [rank, host] of [[0, 'localhost'], [1, '127.0.0.42'], [2, '127.0.0.41'], [3, '127.0.0.41']] as const) {
       expect(r.stderr).toMatch(new RegExp(`rank ${rank} \\(${host.replaceAll('.', '\\.')}\\): recv`));

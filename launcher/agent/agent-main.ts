@@ -26,7 +26,7 @@ import { CONTROL_VERSION, parseToDaemon } from '../../runtime/wire/control.js';
 import { peerFingerprint } from '../keys/x509.js';
 import { sweepStaleJobFolders } from '../job/job-folder.js';
 import { FramedConn } from '../link/framed.js';
-import { stdioLink } from '../link/stdio-link.js';
+import { AGENT_MARK, stdioLink } from '../link/stdio-link.js';
 import { CHUNK } from '../staging/staging.js';
 import { Agent } from './agent.js';
 
@@ -121,6 +121,8 @@ async function main(argv: string[]): Promise<void> {
   let peerHost = '';
   let token: string | undefined;
   if (mode === '--stdio') {
+    // whatever a shell startup file printed on this stdout comes before this
+    process.stdout.write(AGENT_MARK);
     link = stdioLink(process.stdin, process.stdout);
     // SSH_CONNECTION: "client-ip client-port server-ip server-port"
     const sc = (process.env.SSH_CONNECTION ?? '').split(' ');

@@ -1,5 +1,6 @@
 /** `tsmpirun [options] SCRIPT [args…]`: the command line, validated. */
 import { TsmpiError } from '../../runtime/errors.js';
+import { parseMonitorAddress, type MonitorAddress } from '../monitor/address.js';
 
 export interface RunOptions {
   np: number | null;
@@ -19,6 +20,8 @@ export interface RunOptions {
   report: boolean;
   /** seconds; null: off */
   detectDeadlock: number | null;
+  /** --monitor [HOST:]PORT */
+  monitor: MonitorAddress | null;
   /** --via: how other hosts are reached; null: the default (slurm inside an allocation, else tsmpid) */
   via: 'tsmpid' | 'ssh' | 'slurm' | null;
   /** --ssh-command, split into words */
@@ -62,6 +65,9 @@ options:
                           peak memory, messages and bytes, exit status
   --detect-deadlock[=S]   end the job (124) when every running rank is blocked
                           and no message is in flight for S seconds (default 10)
+  --monitor [HOST:]PORT   a live web page of the job (host 127.0.0.1 unless
+                          named; port 0: any free one); its URL, with an access
+                          token, is printed on stderr
   -h, --help              this text
   --version               the version
 `;
@@ -100,6 +106,7 @@ export function parseArgs(argv: string[]): Command {
     quiet: false,
     report: false,
     detectDeadlock: null,
+    monitor: null,
     via: null,
     sshCommand: null,
     remoteNode: null,
@@ -196,6 +203,9 @@ export function parseArgs(argv: string[]): Command {
         o.timeout = t;
         break;
       }
+      case '--monitor':
+        o.monitor = parseMonitorAddress(value(name, inline));
+        break;
       case '--files':
         o.files.push(...value(name, inline).split(',').map((s) => s.trim()).filter(Boolean));
         break;

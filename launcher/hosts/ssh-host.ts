@@ -71,7 +71,7 @@ export class SshHost extends AgentHost {
     const lines = this.stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
     const telling = lines.filter((l) => /error|denied|not found|no such|refused|failed|cannot|unable/i.test(l));
     const err = (telling.length ? telling.slice(0, 2) : lines.slice(-2)).join(' | ');
-    return [this.exitText ?? why, err ? `ssh said: ${err}` : ''].filter(Boolean).join('; ');
+    return [why, this.exitText ?? '', err ? `ssh said: ${err}` : ''].filter(Boolean).join('; ');
   }
 
   /** Start ssh and the agent there; resolves once the agent said hello. */
@@ -92,7 +92,7 @@ export class SshHost extends AgentHost {
     child.stderr!.on('data', (c: Buffer) => {
       this.stderrTail = (this.stderrTail + c.toString('utf8')).slice(-STDERR_TAIL);
     });
-    const conn = this.link(stdioLink(child.stdout!, child.stdin!));
+    const conn = this.link(stdioLink(child.stdout!, child.stdin!, { skipToMark: true }));
     let hello;
     try {
       hello = await this.next('agent');
