@@ -18,6 +18,14 @@ function lines(stdout: string): Record<string, unknown> {
   return out;
 }
 
+function readFileSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 const allGone = (pids: number[]) => until(() => pids.every(gone), 3000, `workers ${pids.join(', ')} to end`);
 
 describe('a script using the pool', () => {
@@ -50,6 +58,10 @@ describe('a script using the pool', () => {
     expect(r.signal).toBe(signal);
     expect(pids.length).toBe(2);
     await allGone(pids);
+    // its folder: removed on the way out, or (SIGKILL) by the next pool or tsmpirun
+    const folders = () => readdirSync(tmpdir()).filter((n) => n.startsWith('tsmpi-') && readFileSafe(join(tmpdir(), n, 'launcher.pid')) === String(r.child.pid));
+    if (signal === 'SIGKILL') await run(process.execPath, ['--import', tsx, script, 'exit'], { timeoutMs: 30_000 });
+    await until(() => folders().length === 0, 5000, 'the pool folder of the killed script to be removed');
   });
 
   it('with a cache: a run killed half way resumes; only the rest is computed', async () => {
