@@ -90,6 +90,17 @@ describe('a script using the pool', () => {
       const kept = stored();
       expect(kept).toBeGreaterThanOrEqual(3);
       expect(kept).toBeLessThan(10);
+      // Its workers end by themselves within 250 ms (one may start an item meanwhile): wait for quiet.
+      let last = -1;
+      let stableSince = Date.now();
+      await until(() => {
+        const n = ran().length;
+        if (n !== last) {
+          last = n;
+          stableSince = Date.now();
+        }
+        return Date.now() - stableSince > 700;
+      }, 10_000, 'the killed run\'s workers to stop');
       const before = ran().length;
       // Second run: every item's result, but only the items without a stored result run.
       const r2 = await run(process.execPath, ['--import', tsx, script, 'cache', cache, counter], { timeoutMs: 30_000 });
