@@ -24,6 +24,8 @@ export interface FabricOptions {
   contacts: (string | null)[];
   /** the host this rank runs on, to choose local sockets for peers on it */
   hostId: string;
+  /** this rank's shared-memory mesh id (thread ranks), preferred for peers in it */
+  meshId?: string | null;
   secret: string;
   transport: Transport;
   listeners: Listener[];
@@ -155,7 +157,7 @@ export class Fabric {
     let address: string;
     try {
       if (!contact) throw new TsmpiError('ERR_PEER_LOST', `rank ${dest} never joined the job`);
-      address = pickAddress(contact, this.o.hostId);
+      address = pickAddress(contact, this.o.hostId, this.o.meshId ?? null);
     } catch (e) {
       fail(e as TsmpiError);
       this.o.engine.peerGone(dest, (e as Error).message);
