@@ -37,6 +37,8 @@ interface Waiter {
   /** world ranks that could send on this context (for ANY_SOURCE and lost peers) */
   members: readonly number[];
   probe: boolean;
+  /** a receive into a caller's buffer: a message it refuses (too large) stays queued and the receive fails */
+  refuse: ((m: Message) => TsmpiError | null) | null;
   resolve(m: Message): void;
   reject(e: TsmpiError): void;
 }
@@ -79,6 +81,12 @@ export class Engine {
       if (w.probe) {
         ws.splice(i--, 1);
         w.resolve(m);
+        continue;
+      }
+      const refused = w.refuse?.(m);
+      if (refused) {
+        ws.splice(i--, 1);
+        w.reject(refused);
         continue;
       }
       ws.splice(i, 1);
@@ -137,13 +145,27 @@ export class Engine {
    * Wait for a matching message (or only look at it, for `probe`).
    * Rejects with ERR_PEER_LOST when no member that could send it is left.
    */
-  wait(ctx: number, src: number, tag: number, members: readonly number[], probe: boolean): Promise<Message> {
-    const m = probe ? this.tryProbe(ctx, src, tag) : this.tryRecv(ctx, src, tag);
+  wait(
+    ctx: number,
+    src: number,
+    tag: number,
+    members: readonly number[],
+    probe: boolean,
+    refuse: ((m: Message) => TsmpiError | null) | null = null,
+  ): Promise<Message> {
+    let m: Message | null;
+    if (probe) m = this.tryProbe(ctx, src, tag);
+    else if (refuse) {
+      m = this.tryProbe(ctx, src, tag);
+      const refused = m && refuse(m);
+      if (refused) return Promise.reject(refused);
+      if (m) m = this.tryRecv(ctx, src, tag);
+    } else m = this.tryRecv(ctx, src, tag);
     if (m) return Promise.resolve(m);
     const lost = this.lostReason(src, members);
     if (lost) return Promise.reject(lost);
     return new Promise<Message>((resolve, reject) => {
-      this.q(ctx).waiters.push({ ctx, src, tag, members, probe, resolve, reject });
+      this.q(ctx).waiters.push({ ctx, src, tag, members, probe, refuse, resolve, reject });
       // The message we wait for may sit behind a paused link.
       if (this.paused.size) {
         for (const f of this.paused) f.resume();

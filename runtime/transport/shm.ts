@@ -78,7 +78,8 @@ class ShmLink implements Link {
 
   /** Read what waits for us; true when something arrived. */
   pump(): boolean {
-    if (this.paused || this.closed) return false;
+    // Nobody reads yet (the fabric is not built): the bytes wait in the ring.
+    if (this.paused || this.closed || !this.dataCb) return false;
     const chunk = this.inRing.read();
     if (!chunk) return false;
     if (this.inRing.takeWriterWaiting()) this.poller.wake(this.peer);
@@ -88,6 +89,7 @@ class ShmLink implements Link {
 
   onData(cb: (chunk: Buffer) => void): void {
     this.dataCb = cb;
+    this.poller.kick();
   }
   onClose(cb: (err?: Error) => void): void {
     this.closeCbs.push(cb);
@@ -150,7 +152,9 @@ class Poller {
     this.mesh.wake(rank);
   }
 
+  /** Look at the rings again soon (a parked poller is woken through its own doorbell). */
   kick(): void {
+    if (this.parked) return this.mesh.wake(this.self);
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(this.run);
