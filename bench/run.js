@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec]
 //
-// Prints three markdown tables on stdout (progress goes to stderr): point to
+// Prints four markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
-// addresses). Every child process runs in its own process group and is killed
+// addresses), the value codec's fast paths. Every child process runs in its own process group and is killed
 // (the whole group) when it outlives its time bound, so nothing hangs.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -23,8 +23,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote]\n';
-const SECTIONS = ['p2p', 'coll', 'remote'];
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec]\n';
+const SECTIONS = ['p2p', 'coll', 'remote', 'codec'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
@@ -76,6 +76,7 @@ const CFG = quick
       helloRuns: 2,
       coll: { ns: [2, 4, 8], rounds: 1, warm: { small: 20, large: 1 }, reps: { small: 30, large: 3 } },
       remote: { stageBytes: 256 * MiB, stageRuns: 1, rounds: 1 },
+      codec: { rounds: 2, reps: 5, ms: 10 },
     }
   : {
       rounds: 3,
@@ -84,6 +85,7 @@ const CFG = quick
       helloRuns: 5,
       coll: { ns: [2, 4, 8], rounds: 2, warm: { small: 50, large: 2 }, reps: { small: 150, large: 8 } },
       remote: { stageBytes: 1024 * MiB, stageRuns: 3, rounds: 2 },
+      codec: { rounds: 6, reps: 7, ms: 20 },
     };
 // Collectives: n = 8 ranks on this 2-core machine is oversubscribed. Neither side
 // is pinned: Node ranks get no taskset, mpirun gets --bind-to none, and the
@@ -241,7 +243,8 @@ function parseBench(stdout, prefix) {
     if (!line.startsWith('BENCH ')) continue;
     const o = JSON.parse(line.slice(6));
     const who = o.path ?? prefix;
-    if (o.kind === 'coll') {
+    if (o.kind === 'codec') add(`codec:${o.impl}:${o.value}`, o.samples);
+    else if (o.kind === 'coll') {
       add(`coll:${o.impl}:${o.op}:${o.n}`, o.samples);
       add(`collroot:${o.impl}:${o.op}:${o.n}`, o.root);
     } else add(o.kind === 'pingpong' ? `${who}:pingpong:${o.size}` : `${who}:stream`, o.samples);
@@ -289,6 +292,14 @@ async function collTsmpi(n, local = 'processes') {
 async function collMpi4py(n) {
   const r = await run('mpirun', ['--bind-to', 'none', ...mpirunFlags(n), '-n', String(n), PY, join(BENCH, 'mpi4py_coll.py'), JSON.stringify(collParams())], { env: MPI_ENV });
   if (r.code !== 0 || parseBench(r.stdout, 'mpi4py') !== COLL_OPS.length) errors.push(describeFailure(`mpi4py collectives -n ${n}`, r));
+}
+
+// ---------------------------------------------------------------- the value codec (one process per implementation)
+const CODEC_IMPLS = ['new', 'old', 'v8'];
+const CODEC_VALUES = ['number', 'small', 'records', 'shared'];
+async function benchCodec(impl) {
+  const r = await run(process.execPath, [join(BENCH, 'codec.mjs'), impl, JSON.stringify({ reps: CFG.codec.reps, ms: CFG.codec.ms })]);
+  if (r.code !== 0 || parseBench(r.stdout, impl) !== CODEC_VALUES.length) errors.push(describeFailure(`codec ${impl}`, r));
 }
 
 // ---------------------------------------------------------------- remote hosts (tsmpid on loopback)
@@ -491,6 +502,26 @@ function sizeName(b) {
   if (b >= MiB) return `${b / MiB} MiB`;
   if (b >= KiB) return `${b / KiB} KiB`;
   return `${b} B`;
+}
+
+function codecTable() {
+  const us = (x) => (x === null || !Number.isFinite(x) ? 'n/a' : x < 1 ? x.toFixed(3) : num(x));
+  const names = {
+    number: 'a number (F64)',
+    small: "`{a: 1, b: 'x'}` (JSON)",
+    records: '100 records `{id, name, score, tags: [2]}` (JSON)',
+    shared: '`{a: o, b: o}`, o shared (JSON before, V8 now)',
+  };
+  const rows = [
+    '| encode + decode round trip (µs) | tsmpi now | tsmpi before the identity fix | now / before | node:v8 serialize + deserialize | now / v8 | target |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const v of CODEC_VALUES) {
+    const [a, b, c] = CODEC_IMPLS.map((i) => med(`codec:${i}:${v}`));
+    const t = v === 'number' || v === 'small' ? target(a, b, '≤', 1.1, 'before') : '';
+    rows.push(`| ${names[v]} | ${us(a)} | ${us(b)} | ${ratio(a, b)} | ${us(c)} | ${ratio(a, c)} | ${t} |`);
+  }
+  return rows.join('\n');
 }
 
 function table(anchors) {
@@ -704,6 +735,16 @@ async function main() {
   }
   const tRemote = Date.now();
 
+  if (only.has('codec')) {
+    for (let round = 1; round <= CFG.codec.rounds; round++) {
+      for (const impl of round % 2 ? CODEC_IMPLS : [...CODEC_IMPLS].reverse()) {
+        log(`codec round ${round}/${CFG.codec.rounds}: ${impl}`);
+        await benchCodec(impl);
+      }
+    }
+  }
+  const tCodec = Date.now();
+
   for (const [k, v] of results) log(`${k}: median ${num(median(v))} of [${v.map(num).join(', ')}]`);
 
   const cores = availableParallelism();
@@ -737,8 +778,16 @@ async function main() {
       `Remote hosts: one \`tsmpid\` on ${REMOTE_HOST} (loopback), real TLS + launcher keys. Staging: median time from spawning \`tsmpirun --files\` to the remote rank's first statement (file present, size checked), minus the same without --files, over ${CFG.remote.stageRuns} runs; anchors: \`cp\` of the same file on this disk, and one TLS 1.3 connection (${remote.cipher ?? 'Node default cipher'}) into a file, medians. Ping-pong/streaming: rank 0 local, rank 1 started by the daemon, TLS between them; "anchor" = the same two runs with both ranks local (Unix socket), interleaved, same pinning (ping-pong ${PIN.pingpong}, streaming ${PIN.stream}).`,
     );
   }
+  if (only.has('codec')) {
+    lines.push('');
+    lines.push(codecTable());
+    lines.push('');
+    lines.push(
+      `Codec: \`bench/codec.mjs\`, one process per implementation, started alternately for ${CFG.codec.rounds} rounds; each times batches of about ${CFG.codec.ms} ms of \`decodeValue(encodeValue(v))\` after 0.3 s of warm-up. "before" is the codec as it was before identity tracking (\`bench/codec-before.mjs\`, where the README's 0.3 µs / 2 µs came from). Medians of ${CFG.codec.rounds}×${CFG.codec.reps} batches.`,
+    );
+  }
   lines.push('');
-  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s`);
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
   lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
   // The point-to-point part keeps about 2 processes runnable; much more means someone

@@ -4,11 +4,14 @@
  * over TLS only. `tsmpid --authorized-keys FILE --workdir DIR [--listen HOST:PORT] [--slots N]`
  */
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
 import { Daemon } from './daemon/daemon.js';
+import { requestStop, STOP_FILE, watchStopFile, writePidFile } from './daemon/stop-file.js';
 import { DEFAULT_PORT } from './hostlist/hosts.js';
 
 const USAGE = `usage: tsmpid --authorized-keys FILE --workdir DIR [options]
+       tsmpid --stop --workdir DIR   (stop the daemon serving DIR, cleanly: on Windows too)
 
 options:
   --listen HOST:PORT        where to accept launchers (default 0.0.0.0:${DEFAULT_PORT})
@@ -18,6 +21,7 @@ options:
   --handshake-timeout S     seconds a connection has to authenticate (default 10)
   --idle-timeout S          seconds of silence before a launcher is dropped (default 60)
   --max-connections N       concurrent connections (default 64)
+  --stop                    ask the daemon serving --workdir to end its jobs and exit
   -h, --help
 `;
 
@@ -29,6 +33,7 @@ interface Parsed {
   handshake: number;
   idle: number;
   maxConnections: number;
+  stop: boolean;
 }
 
 function positive(v: string | undefined, name: string): number {
@@ -38,7 +43,7 @@ function positive(v: string | undefined, name: string): number {
 }
 
 function parse(argv: string[]): Parsed | 'help' {
-  const p: Parsed = { listen: `0.0.0.0:${DEFAULT_PORT}`, authorizedKeys: null, workdir: null, slots: null, handshake: 10, idle: 60, maxConnections: 64 };
+  const p: Parsed = { listen: `0.0.0.0:${DEFAULT_PORT}`, authorizedKeys: null, workdir: null, slots: null, handshake: 10, idle: 60, maxConnections: 64, stop: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -69,12 +74,15 @@ function parse(argv: string[]): Parsed | 'help' {
       case '--max-connections':
         p.maxConnections = Math.floor(positive(value(), name));
         break;
+      case '--stop':
+        p.stop = true;
+        break;
       default:
         throw new TsmpiError('ERR_ARG', `unknown option ${JSON.stringify(a)}`);
     }
   }
-  if (!p.authorizedKeys) throw new TsmpiError('ERR_ARG', '--authorized-keys FILE is required');
   if (!p.workdir) throw new TsmpiError('ERR_ARG', '--workdir DIR is required');
+  if (!p.authorizedKeys && !p.stop) throw new TsmpiError('ERR_ARG', '--authorized-keys FILE is required');
   return p;
 }
 
@@ -99,6 +107,16 @@ async function main(): Promise<number> {
     process.stderr.write(`tsmpid: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  if (p.stop) {
+    try {
+      await requestStop(resolve(p.workdir!));
+      process.stdout.write(`tsmpid: the daemon serving ${resolve(p.workdir!)} stopped\n`);
+      return 0;
+    } catch (e) {
+      process.stderr.write(`tsmpid: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   let daemon: Daemon;
   try {
     daemon = new Daemon({
@@ -117,14 +135,23 @@ async function main(): Promise<number> {
     process.stderr.write(`tsmpid: ${(e as Error).message}\n`);
     return e instanceof TsmpiError && e.code === 'ERR_ARG' ? 2 : 1;
   }
+  const unmark = writePidFile(daemon.o.workdir);
   await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      process.stderr.write(`tsmpid: ${sig}: ending every job\n`);
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`tsmpid: ${why}: ending every job\n`);
       void daemon.close().then(resolve);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // Windows delivers no SIGTERM to a program (Ctrl+C and Ctrl+Break do
+    // arrive): the stop file is the way to stop it cleanly from outside.
+    watchStopFile(daemon.o.workdir, () => stop(`${STOP_FILE} appeared`));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    if (process.platform === 'win32') process.once('SIGBREAK', () => stop('SIGBREAK'));
   });
+  unmark();
   return 0;
 }
 

@@ -4,6 +4,7 @@
  * Connects to the launcher before the user's code runs, so that any failure,
  * even an import error, reaches the launcher with its stack.
  */
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connectLauncher, rankStats, toLauncher } from './world.js';
 
@@ -52,7 +53,8 @@ if (launched) {
   await launched.run;
   launched.control.ref(false);
 }
-process.argv = [process.argv[0]!, original, ...args];
+// argv[1] names the script where it sits on this host (a remote job folder is the cwd).
+process.argv = [process.argv[0]!, resolve(original), ...args];
 try {
   await import(pathToFileURL(compiled).href);
 } catch (e) {

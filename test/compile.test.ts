@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compileScript } from '../launcher/job/compile.js';
-import { tsmpirun } from './harness.js';
+import { root, run, tsmpirun } from './harness.js';
 import { tempDirs } from './expect-code.js';
 
 const tempDir = tempDirs('tsmpi-compile');
@@ -28,6 +28,25 @@ describe('compileScript', () => {
     expect(out.main).toBe(pathToFileURL(join(dir, 'main.ts')).href);
     expect(out.helper).toBe(pathToFileURL(join(dir, 'helper.ts')).href);
     expect(out.dir).toBe(dir);
+  });
+
+  it("a remote bundle names none of the launcher's paths: import.meta and require are made where it runs", async () => {
+    const dir = project();
+    const out = join(tempDir(), 'remote.mjs');
+    await compileScript(join(dir, 'main.ts'), out, 'remote', 'app/main.ts');
+    const code = readFileSync(out, 'utf8').replace(/\/\/# sourceMappingURL=.*$/m, '');
+    expect(code).not.toContain(dir);
+    expect(code).toContain('"helper.ts"');
+    // run where it is: helper and main resolve from the bundle's folder, the script sitting at app/main.ts
+    const place = tempDir();
+    const moved = join(place, '.tsmpi-job.mjs');
+    writeFileSync(moved, readFileSync(out, 'utf8').replaceAll('tsmpi-remote:runtime', pathToFileURL(join(root, 'dist', 'runtime', 'index.js')).href));
+    const r = await run(process.execPath, [moved]);
+    expect(r.code, r.stderr).toBe(0);
+    const seen = JSON.parse(r.stdout);
+    expect(seen.main).toBe(pathToFileURL(join(place, 'app', 'main.ts')).href);
+    expect(seen.helper).toBe(pathToFileURL(join(place, 'app', 'helper.ts')).href);
+    expect(seen.dir).toBe(join(place, 'app'));
   });
 
   it('reuses a compiled script until one of its inputs changes', async () => {

@@ -1,7 +1,9 @@
 // The platform-specific pieces, tested for Linux, macOS and Windows on any host.
 import { describe, expect, it } from 'vitest';
 import { hasUserSignals, localAddress, socketPathFits, teardownSignal } from '../launcher/os/platform.js';
+import { ownerOnlyCommand, restrictToOwner, windowsAccount, type Runner } from '../launcher/os/owner-only.js';
 import { parseAddress } from '../runtime/transport/socket.js';
+import { throwsCode } from './expect-code.js';
 import { formatContact, pickAddress } from '../runtime/transport/contact.js';
 
 describe('local endpoints', () => {
@@ -54,5 +56,34 @@ describe('contacts: which address a peer uses', () => {
     expect(parseAddress('tls:[::1]:7470')).toEqual({ host: '::1', port: 7470 });
     expect(parseAddress('tcp:127.0.0.2:0')).toEqual({ host: '127.0.0.2', port: 0 });
     expect(() => parseAddress('tls:host:99999')).toThrow(expect.objectContaining({ code: 'ERR_ARG' }));
+  });
+});
+
+describe('secret files on Windows (no mode bits): icacls for the current user', () => {
+  it('builds the icacls call: inheritance removed, full control for DOMAIN\\user (inherited by a folder\'s contents)', () => {
+    const env = { USERDOMAIN: 'WS1', SystemRoot: 'C:\\Windows' };
+    const who = windowsAccount(env, 'ann');
+    expect(who).toBe('WS1\\ann');
+    expect(windowsAccount({}, 'ann')).toBe('ann');
+    expect(ownerOnlyCommand('C:\\tsmpid\\host.key', 'file', who, env)).toEqual({
+      file: 'C:\\Windows\\System32\\icacls.exe',
+      args: ['C:\\tsmpid\\host.key', '/inheritance:r', '/grant:r', 'WS1\\ann:F', '/q'],
+    });
+    expect(ownerOnlyCommand('C:\\tsmpid', 'dir', who, env).args).toEqual(['C:\\tsmpid', '/inheritance:r', '/grant:r', 'WS1\\ann:(OI)(CI)F', '/q']);
+  });
+
+  it('runs it on win32 only, and refuses with ERR_ARG naming the file when it fails', () => {
+    const calls: string[][] = [];
+    const ok: Runner = (file, args) => void calls.push([file, ...args]);
+    expect(restrictToOwner('/srv/host.key', 'file', 'linux', ok)).toBeNull();
+    expect(calls).toEqual([]);
+    expect(restrictToOwner('C:\\w\\host.key', 'file', 'win32', ok)).toBe(windowsAccount());
+    expect(calls[0]![0]).toMatch(/icacls\.exe$/);
+    expect(calls[0]![1]).toBe('C:\\w\\host.key');
+    const broken: Runner = () => {
+      throw new Error('spawn icacls.exe ENOENT');
+    };
+    const e = throwsCode(() => restrictToOwner('C:\\w\\host.key', 'file', 'win32', broken), 'ERR_ARG', 'C:\\w\\host.key');
+    expect(e.message).toMatch(/ENOENT.*other users could read it/);
   });
 });

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readIdentity, type Identity } from '../launcher/keys/keys.js';
@@ -14,6 +15,7 @@ import { RUNTIME_PLACEHOLDER, SCRIPT_FILE } from '../launcher/job/placeholders.j
 import { encodeJson, Encoding } from '../runtime/wire/codec.js';
 import { encodeHeader, FrameType } from '../runtime/wire/frame.js';
 import { rawTcp, RawClient, startDaemon, stopDaemons, tsmpidJs, writeHostfile, type TestDaemon } from './daemons.js';
+import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
 import { alive, fixture, run, sleep, tsmpirun, until, type RunResult, gone, pidsOf } from './harness.js';
 
 const JOB_MS = 30_000;
@@ -84,6 +86,8 @@ interface JobOptions {
   knownHosts?: string;
   files?: string[];
   extra?: string[];
+  /** tsmpirun's cwd (default: work) */
+  cwd?: string;
   onStart?: (c: ChildProcess) => void;
   onStdout?: (t: string) => void;
 }
@@ -96,7 +100,7 @@ function job(lines: string[], n: number, script: string, o: JobOptions = {}): Pr
   args.push(...(o.extra ?? []), script);
   return tsmpirun(args, {
     timeoutMs: JOB_MS,
-    cwd: work,
+    cwd: o.cwd ?? work,
     env: { TMPDIR: tmp },
     ...(o.onStart ? { onStart: o.onStart } : {}),
     ...(o.onStdout ? { onStdout: (t: string) => o.onStdout!(t) } : {}),
@@ -169,6 +173,48 @@ describe('a job over localhost and two tsmpid hosts', () => {
     const counts = [0, 1, 2, 3, 4].map((rank) => new RegExp(`^rank ${rank}/5: (\\d+) ${text}$`, 'm').exec(r.stdout)?.[1]);
     expect(counts.every((c) => c !== undefined && Number(c) > 10), r.stdout).toBe(true);
     expect(new Set(counts).size, 'every rank ran every case').toBe(1);
+    await noJobsLeft(A, B);
+  });
+
+  it("a remote rank's import.meta, argv[1] and cwd name its job folder, and files read through them are the staged copies", async () => {
+    const cwd = mkdtempSync(join(base, 'meta-'));
+    const app = layMetaApp(cwd);
+    const r = await job(['localhost slots=1', A.line(2), B.line(1)], 4, app.script, { files: app.files, cwd });
+    expect(r.code, r.stderr).toBe(0);
+    const seen = metaOf(r.stdout);
+    expect(seen.map((s) => s.rank)).toEqual([0, 1, 2, 3]);
+    // the local rank names its real files, and sees the launcher's copy it rewrote
+    expect(seen[0]).toMatchObject({
+      filename: join(cwd, 'app', 'meta.ts'),
+      dirname: join(cwd, 'app'),
+      urlPath: join(cwd, 'app', 'meta.ts'),
+      url: pathToFileURL(join(cwd, 'app', 'meta.ts')).href,
+      argv1: join(cwd, 'app', 'meta.ts'),
+      cwd,
+      helper: { dirname: join(cwd, 'app', 'lib'), filename: join(cwd, 'app', 'lib', 'helper.ts') },
+      viaUrl: 'changed on the launcher',
+      requireOk: true,
+    });
+    expect(readFileSync(app.conf, 'utf8').trim()).toBe('changed on the launcher');
+    for (const [rank, d] of [[1, A], [2, A], [3, B]] as const) {
+      const s = seen[rank]!;
+      // inside this daemon's workdir, never the launcher's folder
+      expect(s.cwd.startsWith(join(d.workdir, 'jobs', 'job-')), `rank ${rank} cwd ${s.cwd}`).toBe(true);
+      const file = join(s.cwd, 'app', 'meta.ts');
+      expect(s).toMatchObject({
+        filename: file,
+        dirname: join(s.cwd, 'app'),
+        urlPath: file,
+        url: pathToFileURL(file).href,
+        argv1: file,
+        helper: { dirname: join(s.cwd, 'app', 'lib'), filename: join(s.cwd, 'app', 'lib', 'helper.ts'), url: pathToFileURL(join(s.cwd, 'app', 'lib', 'helper.ts')).href },
+        viaUrl: STAGED_CONF,
+        viaDirname: STAGED_CONF,
+        viaCwd: STAGED_CONF,
+        requireOk: true,
+      });
+      expect(JSON.stringify(s)).not.toContain(cwd);
+    }
     await noJobsLeft(A, B);
   });
 
@@ -790,6 +836,29 @@ describe('tsmpid itself', () => {
     const again = await startDaemon({ host: '127.0.0.7', authorizedKeys: join(keyDir, 'id.pub'), slots: 2, reuse: F });
     expect(again.fingerprint).toBe(F.fingerprint);
     await goodJob(again);
+  });
+
+  it('tsmpid --stop ends the daemon serving a workdir cleanly (the way that works on Windows too), and says when none does', async () => {
+    const G = await startDaemon({ host: '127.0.0.5', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 });
+    let out = '';
+    const done = job(['localhost slots=1', G.line(2)], 3, fixture('remote-block.ts'), { onStdout: (t) => (out += t) });
+    await until(() => pidsOf(out).filter(Boolean).length === 3, 15_000, `3 pids; stdout so far:\n${out}`);
+    const pids = pidsOf(out);
+    const stop = await run(process.execPath, [tsmpidJs, '--stop', '--workdir', G.workdir], { timeoutMs: 20_000 });
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(stop.stdout).toContain('stopped');
+    // it had ended its job before it said so
+    expect(G.jobs()).toEqual([]);
+    await G.waitExit(5000);
+    expect(G.exited).toEqual({ code: 0, signal: null });
+    expect(G.stderr).toMatch(/tsmpid\.stop appeared: ending every job/);
+    const r = await done;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('127.0.0.5');
+    await until(() => pids.every(gone), 5000, `ranks ${pids.join(', ')} to be gone`);
+    const again = await run(process.execPath, [tsmpidJs, '--stop', '--workdir', G.workdir], { timeoutMs: 10_000 });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/no tsmpid serves/);
   });
 });
 

@@ -1,9 +1,9 @@
-// Pure tests of value encoding: the corpus round trip with exact types, the RAW
+// Pure tests of value encoding: round trips of random values compared with
+// structuredClone, identity structure included (fixtures/identity.ts), the RAW
 // typed-array path (no copy out, owned memory in), and ERR_SERIALIZE / ERR_PROTOCOL.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { serialize } from 'node:v8';
-import { isDeepStrictEqual } from 'node:util';
 import {
   Encoding,
   MAX_ELEM,
@@ -17,8 +17,9 @@ import {
 } from '../runtime/wire/codec.js';
 import { FrameDecoder, FrameType, encodeFrame } from '../runtime/wire/frame.js';
 import { TsmpiError } from '../runtime/errors.js';
-import { corpus } from './fixtures/corpus.js';
 import { sameValue } from './fixtures/check.js';
+import { cloneDifference } from './fixtures/identity.js';
+import { build, plans } from './fixtures/clone-values.js';
 import { throwsCode } from './expect-code.js';
 
 function roundTrip(v: unknown): unknown {
@@ -50,81 +51,64 @@ const TYPED: { new (n: number): ArrayBufferView & { length: number } }[] = [
 
 const elemOf = (v: unknown): number => encodeValue(v).elem;
 
-function describeValue(v: unknown): string {
-  const tag = Object.prototype.toString.call(v);
-  if (typeof v === 'string') return `string(${v.length})`;
-  if (typeof v === 'bigint') return `${v}n`;
-  if (Object.is(v, -0)) return '-0';
-  if (typeof v === 'object' && v !== null) return `${tag} ${v.constructor?.name ?? ''}`;
-  return `${tag} ${String(v)}`;
+/**
+ * structuredClone(v), or a failed precondition when structuredClone itself
+ * refuses v (V8 cannot read back an Error whose `cause` leads back to that
+ * Error: such values are outside what the contract promises).
+ */
+function oracle(v: unknown): unknown {
+  try {
+    return structuredClone(v);
+  } catch {
+    fc.pre(false);
+  }
 }
 
-describe('round trip of the corpus', () => {
-  corpus().forEach((value, i) => {
-    it(`#${i} ${describeValue(value)}`, () => {
-      const got = roundTrip(value);
-      expect(sameValue(got, value)).toBe(true);
-      expect(typeof got).toBe(typeof value);
-      if (typeof value === 'object' && value !== null) {
-        expect(Object.getPrototypeOf(got)).toBe(Object.getPrototypeOf(value));
-      }
-    });
+/** Whether some object is reached twice in `v` (shared or cyclic). */
+function hasSharedObject(v: unknown, seen = new Set<object>()): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (seen.has(v)) return true;
+  seen.add(v);
+  return Object.values(v).some((x) => hasSharedObject(x, seen));
+}
+
+describe('decode(encode(v)) is what structuredClone(v) gives, identity included', () => {
+  const same = (got: unknown, want: unknown) => cloneDifference(got, want, { rootViewByContents: true });
+
+  it('random values of every clonable kind, with shared references and cycles (property)', () => {
+    fc.assert(
+      fc.property(plans({ invalidDates: true }), (plan) => {
+        const v = build(plan);
+        const want = oracle(v);
+        expect(same(roundTrip(v), want)).toBeNull();
+      }),
+      { numRuns: 600 },
+    );
   });
 
-  it('keeps -0 and NaN', () => {
-    expect(Object.is(roundTrip(-0), -0)).toBe(true);
-    expect(Number.isNaN(roundTrip(NaN))).toBe(true);
-    expect(Object.is((roundTrip([-0]) as number[])[0], -0)).toBe(true);
+  it('random plain data: JSON exactly when no object is reached twice, and identity either way (property)', () => {
+    let json = 0;
+    let shared = 0;
+    fc.assert(
+      fc.property(plans({ plainOnly: true, maxDepth: 5 }), (plan) => {
+        const v = build(plan);
+        const e = encodeValue(v);
+        if (typeof v === 'object' && v !== null) {
+          const twice = hasSharedObject(v);
+          expect(e.enc).toBe(twice ? Encoding.V8 : Encoding.JSON);
+          if (twice) shared++;
+          else json++;
+        }
+        expect(same(decodeValue(e.enc, e.elem, flatten(e)), structuredClone(v))).toBeNull();
+      }),
+      { numRuns: 600 },
+    );
+    // the generator really makes both kinds
+    expect(shared).toBeGreaterThan(50);
+    expect(json).toBeGreaterThan(50);
   });
 
-  it('keeps every typed array kind, Buffer, DataView and ArrayBuffer as its exact type', () => {
-    for (const C of TYPED) {
-      const a = new C(3);
-      const got = roundTrip(a);
-      expect(Object.getPrototypeOf(got)).toBe(C.prototype);
-      expect(sameValue(got, a)).toBe(true);
-    }
-    const buf = roundTrip(Buffer.from('hello'));
-    expect(Buffer.isBuffer(buf)).toBe(true);
-    expect((buf as Buffer).toString()).toBe('hello');
-
-    const dv = roundTrip(new DataView(new Uint8Array([1, 2, 3, 4, 5]).buffer, 1, 3));
-    expect(dv).toBeInstanceOf(DataView);
-    expect([...new Uint8Array((dv as DataView).buffer, (dv as DataView).byteOffset, (dv as DataView).byteLength)]).toEqual([2, 3, 4]);
-
-    const ab = roundTrip(new Uint8Array([7, 8]).buffer);
-    expect(ab).toBeInstanceOf(ArrayBuffer);
-    expect([...new Uint8Array(ab as ArrayBuffer)]).toEqual([7, 8]);
-  });
-
-  it('keeps bigint, Map, Set, Date, RegExp and Error', () => {
-    expect(roundTrip(-(2n ** 70n))).toBe(-(2n ** 70n));
-    const m = roundTrip(new Map<unknown, unknown>([[1n, new Set(['x'])]])) as Map<unknown, unknown>;
-    expect(m).toBeInstanceOf(Map);
-    expect(m.get(1n)).toBeInstanceOf(Set);
-    expect((roundTrip(new Date(1234)) as Date).getTime()).toBe(1234);
-    const re = roundTrip(/x+y/gmu) as RegExp;
-    expect(re).toBeInstanceOf(RegExp);
-    expect(re.source).toBe('x+y');
-    expect(re.flags).toBe('gmu');
-    const err = roundTrip(new TypeError('bad type')) as Error;
-    expect(err).toBeInstanceOf(TypeError);
-    expect(err.message).toBe('bad type');
-  });
-
-  it('keeps cycles and shared references', () => {
-    const shared = { n: 1 };
-    const o: Record<string, unknown> = { a: shared, b: shared, list: [] as unknown[] };
-    o.self = o;
-    (o.list as unknown[]).push(o, shared);
-    const got = roundTrip(o) as Record<string, unknown>;
-    expect(got.self).toBe(got);
-    expect(got.a).toBe(got.b);
-    expect((got.list as unknown[])[0]).toBe(got);
-    expect((got.list as unknown[])[1]).toBe(got.a);
-  });
-
-  it('round-trips arbitrary clonable values (property)', () => {
+  it("fast-check's own anything() values (property)", () => {
     const value = fc.anything({
       withBigInt: true,
       withMap: true,
@@ -132,25 +116,116 @@ describe('round trip of the corpus', () => {
       withDate: true,
       withTypedArray: true,
       withSparseArray: true,
-      withNullPrototype: false,
+      withNullPrototype: true,
       withObjectString: false,
       withBoxedValues: true,
     });
-    // util.isDeepStrictEqual calls an invalid Date unequal to itself: leave those out of the oracle.
-    const invalidDate = (x: unknown, seen = new Set<unknown>()): boolean => {
-      if (x instanceof Date) return Number.isNaN(x.getTime());
-      if (typeof x !== 'object' || x === null || seen.has(x)) return false;
-      seen.add(x);
-      const kids = x instanceof Map ? [...x.keys(), ...x.values()] : x instanceof Set ? [...x] : Object.values(x);
-      return kids.some((k) => invalidDate(k, seen));
-    };
     fc.assert(
       fc.property(value, (v) => {
-        fc.pre(!invalidDate(v));
-        expect(isDeepStrictEqual(roundTrip(v), v)).toBe(true);
+        expect(same(roundTrip(v), structuredClone(v))).toBeNull();
       }),
-      { numRuns: 200 },
+      { numRuns: 300 },
     );
+  });
+
+  it('the issue\'s case: { a: o, b: o } arrives with b === a, through every encoding of o', () => {
+    const buf = new ArrayBuffer(8);
+    for (const o of [{ x: 1 }, [1, 2], new Map([[1, 2]]), new Date(5), new Float64Array(buf), buf, new Error('e')]) {
+      const got = roundTrip({ a: o, b: o, list: [o] }) as { a: unknown; b: unknown; list: unknown[] };
+      expect(got.a).toBe(got.b);
+      expect(got.list[0]).toBe(got.a);
+    }
+  });
+
+  it('typed arrays and DataViews nested in a value keep their shared ArrayBuffer, offsets and lengths', () => {
+    const buf = new ArrayBuffer(32);
+    new Uint8Array(buf).forEach((_, i, u) => (u[i] = i));
+    const v = { buf, a: new Uint8Array(buf, 3, 5), b: new Float64Array(buf, 8, 2), c: new DataView(buf, 1, 30), d: new BigInt64Array(buf, 24, 1) };
+    const got = roundTrip(v) as typeof v;
+    expect(same(got, structuredClone(v))).toBeNull();
+    expect(got.a.buffer).toBe(got.buf);
+    expect(got.b.buffer).toBe(got.buf);
+    expect(got.c.buffer).toBe(got.buf);
+    expect(got.d.buffer).toBe(got.buf);
+    expect([got.a.byteOffset, got.b.byteOffset, got.c.byteOffset, got.c.byteLength]).toEqual([3, 8, 1, 30]);
+  });
+
+  it('nested Buffers arrive as Buffers owning exactly their bytes (not structuredClone\'s Uint8Array over the whole pool)', () => {
+    const b = Buffer.from('hello');
+    expect(b.buffer.byteLength).toBeGreaterThan(b.length); // a slice of Node's pool
+    const got = roundTrip({ a: b, b, n: [Buffer.from([1, 2])] }) as { a: Buffer; b: Buffer; n: Buffer[] };
+    expect(Buffer.isBuffer(got.a)).toBe(true);
+    expect(got.b).toBe(got.a);
+    expect(got.a.toString()).toBe('hello');
+    expect(got.a.buffer.byteLength).toBe(5);
+    expect([...got.n[0]!]).toEqual([1, 2]);
+  });
+
+  it('a view of a SharedArrayBuffer nested in a value arrives as a copy of its bytes', () => {
+    const sab = new SharedArrayBuffer(16);
+    const v = new Int32Array(sab, 4, 2);
+    v.set([7, -8]);
+    const got = (roundTrip({ v }) as { v: Int32Array }).v;
+    expect(got).toBeInstanceOf(Int32Array);
+    expect([...got]).toEqual([7, -8]);
+    expect(got.buffer).toBeInstanceOf(ArrayBuffer);
+  });
+
+  it('reads payloads of node:v8 serialize (an older peer), typed arrays into memory of their own', () => {
+    const v = { a: new Float64Array([1.5, -0]), b: Buffer.from('x'), s: new Set([1]) };
+    const got = decodeValue(Encoding.V8, 0, serialize(v)) as typeof v;
+    expect(got.a).toBeInstanceOf(Float64Array);
+    expect(Object.is(got.a[1], -0)).toBe(true);
+    expect(got.a.buffer.byteLength).toBe(16);
+    expect(Buffer.isBuffer(got.b) && got.b.toString()).toBe('x');
+    expect(got.s.has(1)).toBe(true);
+  });
+});
+
+describe('the identity comparison itself', () => {
+  it('tells two copies from one shared object, and a cycle from a copy', () => {
+    const o = { x: 1 };
+    expect(cloneDifference({ a: o, b: o }, structuredClone({ a: o, b: o }))).toBeNull();
+    expect(cloneDifference({ a: { x: 1 }, b: { x: 1 } }, structuredClone({ a: o, b: o }))).toContain('["b"]');
+    expect(cloneDifference(structuredClone({ a: o, b: o }), { a: { x: 1 }, b: { x: 1 } })).not.toBeNull();
+    const c: Record<string, unknown> = {};
+    c.self = c;
+    expect(cloneDifference(structuredClone(c), { self: { self: {} } })).not.toBeNull();
+    // what the old JSON fast path did to a shared value
+    const v = { a: o, b: [o] };
+    expect(cloneDifference(JSON.parse(JSON.stringify(v)), structuredClone(v))).not.toBeNull();
+  });
+
+  it('tells types, prototypes, -0, NaN, bigint, holes, key order and buffer sharing apart', () => {
+    const buf = new ArrayBuffer(8);
+    const pairs: [unknown, unknown][] = [
+      [0, -0],
+      [NaN, 'NaN'],
+      [1n, 1],
+      [[1, , 3], [1, undefined, 3]],
+      [{ a: 1, b: 2 }, { b: 2, a: 1 }],
+      [Object.create(null), {}],
+      [new TypeError('m'), new Error('m')],
+      [new Uint8Array(2), new Int8Array(2)],
+      [Buffer.alloc(2), new Uint8Array(2)],
+      [{ a: new Uint8Array(buf), b: new Uint8Array(buf) }, { a: new Uint8Array(8), b: new Uint8Array(8) }],
+      [{ d: new Uint8Array(buf, 1) }, { d: new Uint8Array(buf, 2) }],
+      [new Map([[{}, 1]]), new Map([['{}', 1]])],
+      [new Date(1), new Date(2)],
+      [new Date(NaN), new Date(0)],
+      [/a/g, /a/i],
+      [Object(1), 1],
+    ];
+    pairs.forEach(([a, b], i) => expect(cloneDifference(a, b), `pair #${i}`).not.toBeNull());
+    expect(cloneDifference(new Date(NaN), new Date(NaN))).toBeNull();
+  });
+
+  it('compares a root typed array by contents only when asked (the RAW path)', () => {
+    const whole = new Uint8Array([9, 1, 2, 9]);
+    const view = whole.subarray(1, 3);
+    expect(cloneDifference(new Uint8Array([1, 2]), structuredClone(view))).not.toBeNull();
+    expect(cloneDifference(new Uint8Array([1, 2]), structuredClone(view), { rootViewByContents: true })).toBeNull();
+    expect(cloneDifference(new Uint8Array([1, 3]), view, { rootViewByContents: true })).not.toBeNull();
   });
 });
 
@@ -173,9 +248,25 @@ describe('the RAW path', () => {
       [{ a: -0 }, Encoding.V8],
       [[1, , 3], Encoding.V8],
       [Object.assign([1, 2], { extra: 1 }), Encoding.V8],
+      [Object.assign([], { extra: 1 }), Encoding.V8],
       [new Date(0), Encoding.V8],
       [{ n: 10n }, Encoding.V8],
       [{ x: Infinity }, Encoding.V8],
+      [(() => {
+        const o = { x: 1 };
+        return { a: o, b: o };
+      })(), Encoding.V8],
+      [(() => {
+        const o: unknown[] = [];
+        return [o, [o]];
+      })(), Encoding.V8],
+      [(() => {
+        const o: Record<string, unknown> = {};
+        o.self = o;
+        return o;
+      })(), Encoding.V8],
+      [{ a: { x: 1 }, b: { x: 1 } }, Encoding.JSON],
+      [Array.from({ length: 40 }, (_, i) => ({ i })), Encoding.JSON],
     ];
     let deep: unknown = 1;
     for (let i = 0; i < 40; i++) deep = [deep];
@@ -186,7 +277,7 @@ describe('the RAW path', () => {
       expect(e.elem).toBe(0);
       expect(e.aliased).toBe(false);
       const back = decodeValue(e.enc, e.elem, flatten(e));
-      expect(Object.is(back, v) || isDeepStrictEqual(back, v), `round trip of ${String(v)}`).toBe(true);
+      expect(Object.is(back, v) || cloneDifference(back, structuredClone(v)) === null, `round trip of ${String(v)}`).toBe(true);
     }
     const codes = [...TYPED.map((C) => elemOf(new C(0))), elemOf(Buffer.alloc(0)), elemOf(new ArrayBuffer(0)), elemOf(new DataView(new ArrayBuffer(0)))];
     expect(new Set(codes).size).toBe(codes.length);

@@ -28,6 +28,7 @@ import { ENV } from '../../runtime/world.js';
 import { ControlServer } from '../link/control-server.js';
 import { FramedConn } from '../link/framed.js';
 import { parseAuthorizedKeys, verifyChallenge } from '../keys/keys.js';
+import { restrictToOwner } from '../os/owner-only.js';
 import { dataframeEntry, distDir, rankMain, runtimeEntry } from '../os/paths.js';
 import { CHUNK, deriveFileKey, FileReceiver, safeJobPath, stagingKeyPair } from '../staging/staging.js';
 import { loadOrCreateTlsIdentity, tlsChannelBinding, type TlsIdentity } from '../keys/x509.js';
@@ -96,11 +97,23 @@ export class Daemon {
     this.o.workdir = resolve(this.o.workdir);
     mkdirSync(this.o.workdir, { recursive: true, mode: 0o700 });
     mkdirSync(join(this.o.workdir, 'jobs'), { recursive: true, mode: 0o700 });
-    // Folders of jobs a crashed daemon could not end: nothing runs in them now.
+    // No mode bits on Windows: an ACL keeps the workdir (and the job folders in it) to this user.
+    restrictToOwner(this.o.workdir, 'dir');
+    // Folders of jobs a daemon that was killed could not end (their ranks end
+    // when its control link goes): swept now. Windows may hold a folder a
+    // moment longer than its last process.
     for (const name of readdirSync(join(this.o.workdir, 'jobs'))) {
-      if (name.startsWith('job-')) rmSync(join(this.o.workdir, 'jobs', name), { recursive: true, force: true });
+      if (!name.startsWith('job-')) continue;
+      try {
+        rmSync(join(this.o.workdir, 'jobs', name), { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+        this.o.log(`removed the folder ${name} a stopped daemon left`);
+      } catch (e) {
+        this.o.log(`cannot remove the folder ${name} a stopped daemon left: ${(e as Error).message}`);
+      }
     }
     this.identity = loadOrCreateTlsIdentity(this.o.workdir, `tsmpid ${hostname()}`);
+    const owner = restrictToOwner(join(this.o.workdir, 'host.key'), 'file');
+    if (owner) this.o.log(`the workdir and host.key are restricted to ${owner} (icacls)`);
     // Keys are read now so a bad file fails at start; they are read again per connection.
     this.authorizedKeys();
   }

@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileS
 import { readFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve as resolvePath, sep } from 'node:path';
+import { basename, dirname, extname, join, posix, relative as relativePath, resolve as resolvePath, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { dataframeEntry, distDir, runtimeEntry } from '../os/paths.js';
@@ -71,24 +71,55 @@ const resolver = (target: Target): Plugin => ({
   },
 });
 
-/** Compile `script` into `outfile`. Throws CompileError with esbuild's messages. */
-/** Each local source file sees its own `import.meta.url` (not the bundle's). */
-const importMeta: Plugin = {
+/**
+ * Each local source file sees its own `import.meta.url`, `filename` and
+ * `dirname`, made where the rank runs: the bundle carries only the file's path
+ * relative to the script's folder (posix separators), and its prologue turns
+ * that into this host's path and URL at load time (`path.resolve` and
+ * `pathToFileURL` of the host that runs the rank: `file:///C:/…` and
+ * backslashes on Windows). Nothing in the bundle names the launcher's files.
+ */
+const importMeta = (scriptDir: string): Plugin => ({
   name: 'tsmpi-import-meta',
   setup(build) {
     build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
       if (args.path.includes(`${sep}node_modules${sep}`)) return undefined;
       const text = await readFile(args.path, 'utf8');
       if (!text.includes('import.meta')) return undefined;
+      const rel = JSON.stringify(relativePath(scriptDir, args.path).split(sep).join('/'));
       const contents = text
-        .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
-        .replaceAll('import.meta.filename', JSON.stringify(args.path))
-        .replaceAll('import.meta.dirname', JSON.stringify(dirname(args.path)));
+        .replaceAll('import.meta.url', `${META}(${rel}).url`)
+        .replaceAll('import.meta.filename', `${META}(${rel}).filename`)
+        .replaceAll('import.meta.dirname', `${META}(${rel}).dirname`);
       const ext = extname(args.path).replace(/^\.[cm]?/, '');
       return { contents, loader: (ext === 'ts' || ext === 'tsx' || ext === 'jsx' ? ext : 'js') as 'ts' | 'tsx' | 'jsx' | 'js', resolveDir: dirname(args.path) };
     });
   },
-};
+});
+
+const META = '__tsmpiMeta';
+
+/**
+ * The bundle's first lines: where the script's folder is on the host that runs
+ * it, and `import.meta` of every bundled file from there. Locally that is the
+ * script's own folder; in a remote job folder it is `place`'s folder (the
+ * script's staged name, beside the `--files`), found from where the bundle
+ * itself sits on that host.
+ */
+export function prologue(target: Target, scriptAbs: string, place: string): string {
+  const base =
+    target === 'local'
+      ? JSON.stringify(dirname(scriptAbs))
+      : `__tsmpiPath.resolve(__tsmpiPath.dirname(__tsmpiUrl.fileURLToPath(import.meta.url)), ${JSON.stringify(posix.dirname(place))})`;
+  return [
+    `import { createRequire as __tsmpiCreateRequire } from 'node:module';`,
+    `import * as __tsmpiPath from 'node:path';`,
+    `import * as __tsmpiUrl from 'node:url';`,
+    `const __tsmpiBase = ${base};`,
+    `function ${META}(rel) { const filename = __tsmpiPath.resolve(__tsmpiBase, rel); return { url: __tsmpiUrl.pathToFileURL(filename).href, filename, dirname: __tsmpiPath.dirname(filename) }; }`,
+    `globalThis.require ??= __tsmpiCreateRequire(${META}(${JSON.stringify(posix.basename(place))}).url);`,
+  ].join('\n');
+}
 
 interface CacheEntry {
   inputs: { path: string; mtimeMs: number; size: number }[];
@@ -113,14 +144,14 @@ function cacheDir(): string | null {
   }
 }
 
-function cacheKey(abs: string, target: Target): string {
+function cacheKey(abs: string, target: Target, place: string): string {
   let runtimeStamp = '';
   try {
     runtimeStamp = String(statSync(runtimeEntry).mtimeMs);
   } catch {
     // no stamp: still keyed by everything else
   }
-  return createHash('sha256').update(JSON.stringify([abs, target, runtimeEntry, runtimeStamp, process.version])).digest('hex').slice(0, 32);
+  return createHash('sha256').update(JSON.stringify([abs, target, place, runtimeEntry, runtimeStamp, process.version])).digest('hex').slice(0, 32);
 }
 
 function fresh(entry: CacheEntry): boolean {
@@ -134,11 +165,15 @@ function fresh(entry: CacheEntry): boolean {
   }
 }
 
-/** Compile `script` into `outfile`. Throws CompileError with esbuild's messages. */
-export async function compileScript(script: string, outfile: string, target: Target = 'local'): Promise<void> {
+/**
+ * Compile `script` into `outfile`. `place` is where the script sits in a remote
+ * job folder (its staged name, posix separators). Throws CompileError with
+ * esbuild's messages.
+ */
+export async function compileScript(script: string, outfile: string, target: Target = 'local', place = basename(script)): Promise<void> {
   const abs = resolvePath(script);
   const cache = cacheDir();
-  const key = cache ? cacheKey(abs, target) : '';
+  const key = cache ? cacheKey(abs, target, place) : '';
   if (cache) {
     try {
       const entry = JSON.parse(readFileSync(join(cache, `${key}.json`), 'utf8')) as CacheEntry;
@@ -151,7 +186,6 @@ export async function compileScript(script: string, outfile: string, target: Tar
     }
   }
   const { build, formatMessages } = await import('esbuild');
-  const url = pathToFileURL(abs).href;
   let metafile: import('esbuild').Metafile | undefined;
   try {
     const result = await build({
@@ -163,15 +197,16 @@ export async function compileScript(script: string, outfile: string, target: Tar
       target: 'node20',
       sourcemap: 'inline',
       // Stack traces name the script where it is on the launcher's machine, also
-      // when the compiled file runs in a job folder on another host.
-      sourceRoot: pathToFileURL(dirname(resolvePath(outfile))).href + '/',
+      // when the compiled file runs in a job folder on another host. A path, not
+      // a file URL: Windows Node drops a map whose sources are drive-less file
+      // URLs, while a path resolves against the bundle's own URL on any host
+      // (a Windows host keeps its drive letter: Z:\tmp\job.ts).
+      sourceRoot: pathToFileURL(dirname(resolvePath(outfile))).pathname + '/',
       logLevel: 'silent',
       metafile: true,
       absWorkingDir: dirname(abs),
-      banner: {
-        js: `import { createRequire as __tsmpiCreateRequire } from 'node:module';\nglobalThis.require ??= __tsmpiCreateRequire(${JSON.stringify(url)});`,
-      },
-      plugins: [resolver(target), importMeta],
+      banner: { js: prologue(target, abs, place) },
+      plugins: [resolver(target), importMeta(dirname(abs))],
     });
     metafile = result.metafile;
   } catch (e) {

@@ -179,7 +179,7 @@ export class Job {
     // Local ranks start while the script compiles; they import it once told to.
     const compiling = Promise.all([
       local ? compileScript(spec.script, compiled, 'local') : null,
-      remote.length ? compileScript(spec.script, remoteCompiled, 'remote') : null,
+      remote.length ? compileScript(spec.script, remoteCompiled, 'remote', stagedName(spec.script)) : null,
     ]);
     compiling.catch(() => {});
     const compileFailed = async (): Promise<number | null> => {
@@ -239,7 +239,8 @@ export class Job {
             knownHosts,
             knownHostsFile: spec.knownHostsFile,
             files,
-            script: basename(spec.script),
+            // where the script sits in the job folder, beside the --files as they sit here
+            script: stagedName(spec.script),
             args: spec.args,
             env: spec.env,
             hostId: `${p.host.name}:${p.host.port}`,

@@ -3,22 +3,28 @@
  *
  * - RAW: a typed array, Buffer, DataView or ArrayBuffer travels as its own bytes
  *   (no per-element work, no copy on the sending side); `elem` names its type.
- * - V8: anything else `structuredClone` accepts, through Node's v8 serializer.
- * - JSON: control-plane messages.
+ * - V8: anything else `structuredClone` accepts, through V8's serializer, with
+ *   typed arrays kept as views of their (shared) ArrayBuffers as
+ *   `structuredClone` keeps them.
+ * - JSON: plain data reached by one path each (a tree), and control messages.
+ *
+ * Identity: what arrives is what `structuredClone` gives, so an object reached
+ * twice (a cycle, or two fields holding one object) arrives as one object reached
+ * twice. The V8 serializer keeps that itself; JSON cannot, so only trees take it.
  */
-import { serialize, deserialize } from 'node:v8';
+import { deserializeV8, serializeV8 } from './v8-clone.js';
 import { TsmpiError } from '../errors.js';
 
 /**
  * Payload encodings. V8 is the general case; the others are faster paths for
  * values whose structured clone they reproduce exactly (measured here: a v8
  * serialize + deserialize round trip costs about 5 µs for a number and 11 µs
- * for `{a: 1, b: 'x'}`; the fast paths 0.3 µs and 2 µs).
+ * for `{a: 1, b: 'x'}`; the fast paths 0.3 µs and 2 µs; `npm run bench -- --only codec`).
  */
 export const Encoding = {
   V8: 0,
   RAW: 1,
-  /** plain data only: strings, finite numbers, booleans, null, plain objects and dense arrays of them */
+  /** plain data only: strings, finite numbers, booleans, null, plain objects and dense arrays of them, each object reached once */
   JSON: 2,
   /** one float64 (any number, NaN and -0 included) */
   F64: 4,
@@ -30,39 +36,92 @@ export const Encoding = {
 
 const CONSTANTS = [undefined, null, false, true] as const;
 
+/** Values with more objects than this track the ones seen in a Set instead of a list. */
+const SEEN_LIST_MAX = 16;
+
+/**
+ * The objects a `jsonSafe` walk has met, to find one reached twice. Made only
+ * when the walk meets a second object, so one flat object costs nothing more.
+ */
+class Seen {
+  private list: object[];
+  private set: Set<object> | null = null;
+  constructor(first: object) {
+    this.list = [first];
+  }
+  /** Record `o`; false when it was met before. */
+  add(o: object): boolean {
+    const set = this.set;
+    if (set !== null) {
+      // one hash lookup, not has() then add()
+      const n = set.size;
+      return set.add(o).size !== n;
+    }
+    const list = this.list;
+    if (list.includes(o)) return false;
+    if (list.length < SEEN_LIST_MAX) list.push(o);
+    else (this.set = new Set(list)).add(o);
+    return true;
+  }
+}
+
+/** The walk's state: the value's root object and, once there is a second, the `Seen` record. */
+interface Walk {
+  root: object;
+  seen: Seen | null;
+}
+
 /**
  * Can JSON carry this value with exactly its structured-clone meaning? Only
  * plain objects (no toJSON, no undefined members), dense arrays without extra
  * keys, strings, booleans, null and finite non-negative-zero numbers, up to a
- * modest depth (deeper or cyclic values take the v8 path).
+ * modest depth, and every object reached by one path only: JSON would send an
+ * object reached twice (shared or cyclic) twice, so such values take the v8 path.
  */
-function jsonSafe(v: unknown, depth: number): boolean {
+function jsonSafe(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return primitiveJsonSafe(v);
+  return objectJsonSafe(v, 0, { root: v, seen: null });
+}
+
+function primitiveJsonSafe(v: unknown): boolean {
   switch (typeof v) {
     case 'string':
     case 'boolean':
       return true;
     case 'number':
       return Number.isFinite(v) && !Object.is(v, -0);
-    case 'object': {
-      if (v === null) return true;
-      if (depth > 24) return false;
-      if (Array.isArray(v)) {
-        if (Object.getPrototypeOf(v) !== Array.prototype) return false;
-        const n = v.length;
-        for (let i = 0; i < n; i++) if (!(i in v) || !jsonSafe(v[i], depth + 1)) return false;
-        return n === 0 || Object.keys(v).length === n;
-      }
-      const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) return false;
-      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
-      for (const k in v) {
-        if (!Object.hasOwn(v, k) || !jsonSafe((v as Record<string, unknown>)[k], depth + 1)) return false;
-      }
-      return true;
-    }
+    case 'object':
+      return v === null;
     default:
       return false;
   }
+}
+
+function memberJsonSafe(v: unknown, depth: number, w: Walk): boolean {
+  if (typeof v !== 'object' || v === null) return primitiveJsonSafe(v);
+  if (w.seen === null) {
+    if (v === w.root) return false;
+    w.seen = new Seen(w.root);
+  }
+  return w.seen.add(v) && objectJsonSafe(v, depth, w);
+}
+
+function objectJsonSafe(v: object, depth: number, w: Walk): boolean {
+  if (depth > 24) return false;
+  if (Array.isArray(v)) {
+    if (Object.getPrototypeOf(v) !== Array.prototype) return false;
+    const n = v.length;
+    for (let i = 0; i < n; i++) if (!(i in v) || !memberJsonSafe(v[i], depth + 1, w)) return false;
+    // no keys besides the indexes (JSON would drop them), an empty array included
+    return Object.keys(v).length === n;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
+  for (const k in v) {
+    if (!Object.hasOwn(v, k) || !memberJsonSafe((v as Record<string, unknown>)[k], depth + 1, w)) return false;
+  }
+  return true;
 }
 
 type ViewCtor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayBufferView; BYTES_PER_ELEMENT: number };
@@ -114,7 +173,7 @@ export function encodeValue(value: unknown): Encoded {
   }
   const c = CONSTANTS.indexOf(value as never);
   if (c >= 0) return { enc: Encoding.CONST, elem: 0, parts: [Buffer.from([c])], length: 1, aliased: false };
-  if (jsonSafe(value, 0)) {
+  if (jsonSafe(value)) {
     const b = Buffer.from(JSON.stringify(value), 'utf8');
     return { enc: Encoding.JSON, elem: 0, parts: [b], length: b.length, aliased: false };
   }
@@ -131,7 +190,7 @@ export function encodeValue(value: unknown): Encoded {
   }
   let bytes: Buffer;
   try {
-    bytes = serialize(value);
+    bytes = serializeV8(value);
   } catch (e) {
     throw new TsmpiError('ERR_SERIALIZE', `cannot send this value: ${describeUnclonable(value)}`, { cause: e });
   }
@@ -165,7 +224,7 @@ export function decodeValue(enc: number, elem: number, payload: Buffer): unknown
   }
   if (enc === Encoding.V8) {
     try {
-      return deserialize(ownBytes(payload));
+      return deserializeV8(ownBytes(payload));
     } catch (e) {
       throw new TsmpiError('ERR_PROTOCOL', 'a message payload could not be deserialized', { cause: e });
     }
@@ -233,7 +292,7 @@ export function describeUnclonable(value: unknown): string {
 
 function clonable(v: unknown): boolean {
   try {
-    serialize(v);
+    serializeV8(v);
     return true;
   } catch {
     return false;
