@@ -34,8 +34,8 @@ export function refusal(call: string, into: Uint8Array, m: Message, from: number
   return null;
 }
 
-/** Copy a message's bytes into the caller's buffer; returns the count. */
+/** Copy a message's bytes into the caller's buffer (unless they arrived there already); returns the count. */
 export function land(into: Uint8Array, payload: Uint8Array): number {
-  into.set(payload, 0);
+  if (payload.buffer !== into.buffer || payload.byteOffset !== into.byteOffset) into.set(payload, 0);
   return payload.byteLength;
 }

@@ -145,7 +145,7 @@ export class Comm {
     if (source === PROC_NULL) return Promise.resolve({ source: PROC_NULL, tag: ANY_TAG, bytes: 0 });
     const w = this.core.world;
     const refuse = (m: Message) => refusal('recvInto', into, m, this.core.rankOf.get(m.src)!);
-    const p = w.engine.wait(this.core.ctx, this.worldSource(source), tag, this.core.group, false, refuse);
+    const p = w.engine.wait(this.core.ctx, this.worldSource(source), tag, this.core.group, false, { bytes: into, refuse });
     return w.pending.track(`recvInto(source=${fmt(source)}, tag=${fmt(tag)}, bytes=${into.byteLength})`, this.id, p).then((m) => {
       if (m.flags & FrameFlag.ERROR) decode(m);
       return { source: this.core.rankOf.get(m.src)!, tag: m.tag, bytes: land(into, m.payload) };

@@ -55,6 +55,26 @@ export class ShmRing {
     return out;
   }
 
+  /**
+   * Hand every waiting byte to `cb` as views of the ring (one, or two around the
+   * wrap), then free them: the views are valid only during `cb`. False when empty.
+   */
+  readInPlace(cb: (view: Buffer) => void): boolean {
+    const tail = Atomics.load(this.h, TAIL) >>> 0;
+    const n = ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0;
+    if (n === 0) return false;
+    const at = tail & this.mask;
+    const first = Math.min(n, this.capacity - at);
+    const d = this.data;
+    try {
+      cb(Buffer.from(d.buffer, d.byteOffset + at, first));
+      if (n > first) cb(Buffer.from(d.buffer, d.byteOffset, n - first));
+    } finally {
+      Atomics.store(this.h, TAIL, (tail + n) | 0);
+    }
+    return true;
+  }
+
   /** The producer has bytes it could not write: the consumer should wake it after reading. */
   setWriterWaiting(on: boolean): void {
     Atomics.store(this.h, WRITER_WAITING, on ? 1 : 0);
