@@ -100,6 +100,12 @@ export class Round {
     return valueOf(await this.recv(src));
   }
 
+  /** A barrier on shared counters, when every member is a thread rank of this process; else null. */
+  shmBarrier(): Promise<void> | null {
+    const shm = this.core.world.shm;
+    return shm ? shm.barrier(this.core.ctx >>> 1, this.tag, this.core.group) : null;
+  }
+
   /** Wait for every send of this call (so user memory may be reused). */
   async finish(): Promise<void> {
     await Promise.all(this.sends);
@@ -141,10 +147,14 @@ export function round(core: CommCore & { seq: number }): Round {
 // ---- algorithms ---------------------------------------------------------
 
 /**
- * Dissemination barrier: ⌈log2 p⌉ rounds, p·⌈log2 p⌉ messages. On a crowded host,
- * a binomial gather then bcast: 2⌈log2 p⌉ rounds but only 2(p−1) messages.
+ * Thread ranks of one process: shared counters (each rank marks its arrival; the
+ * last wakes the others). Otherwise a dissemination barrier: ⌈log2 p⌉ rounds,
+ * p·⌈log2 p⌉ messages; on a crowded host, a binomial gather then bcast: 2⌈log2 p⌉
+ * rounds but only 2(p−1) messages.
  */
 export async function barrier(r: Round): Promise<void> {
+  const shared = r.shmBarrier();
+  if (shared) return shared;
   const { rank, size: p } = r;
   const token = encodeValue(null);
   if (r.crowded) {

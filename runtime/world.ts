@@ -43,6 +43,8 @@ export class World {
   nextCtx = 2;
   /** more ranks on this host than it has cores */
   crowded = false;
+  /** the shared memory of this process's thread ranks (`--threads`), for collectives on it */
+  shm: ShmTransport | null = null;
 
   constructor(
     readonly rank: number,
@@ -210,6 +212,7 @@ async function makeWorld(): Promise<World> {
     connectTimeoutMs: 30_000,
   });
   const w = new World(l.rank, l.size, l.host, fabric, engine, l.control);
+  w.shm = shm;
   currentFabric = fabric;
   // The launcher decides for the whole job, so every rank picks the same
   // algorithms; TSMPI_CROWDED=0|1 overrides it (tests run both families).

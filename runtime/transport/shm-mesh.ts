@@ -35,6 +35,13 @@ const BELL = 0;
 const SLEEPING = 1;
 const ALIVE = 2;
 const PER_RANK = 4;
+/** Communicators (by id, ctx / 2) whose barriers can run on shared counters; later ones use messages. */
+export const COLL_SLOTS = 64;
+
+/** Int32 words before the rings: every rank's flags, then one barrier counter a (slot, rank). */
+function controlWords(n: number): number {
+  return n * PER_RANK + COLL_SLOTS * n;
+}
 
 function pow2Floor(n: number): number {
   return 2 ** Math.floor(Math.log2(n));
@@ -48,15 +55,15 @@ export class ShmMesh {
   constructor(readonly d: Omit<ShmMeshData, 'self'>) {
     d.ranks.forEach((r, i) => this.index.set(r, i));
     const n = d.ranks.length;
-    this.control = new Int32Array(d.sab, 0, n * PER_RANK);
-    this.ringBase = align(n * PER_RANK * 4);
+    this.control = new Int32Array(d.sab, 0, controlWords(n));
+    this.ringBase = align(controlWords(n) * 4);
   }
 
   static create(ranks: readonly number[], spinUs: number): ShmMesh {
     const n = ranks.length;
     const pairs = Math.max(1, n * (n - 1));
     const dataBytes = pow2Floor(Math.min(DATA_MAX, Math.max(DATA_MIN, MESH_BUDGET / pairs)));
-    const ringBase = align(n * PER_RANK * 4);
+    const ringBase = align(controlWords(n) * 4);
     const bytes = ringBase + pairs * (RING_HEADER_BYTES * 2 + dataBytes + ACK_RING);
     const sab = new SharedArrayBuffer(bytes);
     const id = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
@@ -117,6 +124,21 @@ export class ShmMesh {
       return null;
     }
     return w.value.then(() => Atomics.store(this.control, s + SLEEPING, 0));
+  }
+
+  /** `rank` entered the barrier whose ticket is `ticket` on communicator slot `slot`. */
+  arrive(slot: number, rank: number, ticket: number): void {
+    Atomics.store(this.control, this.counter(slot, rank), ticket);
+  }
+
+  /** Has `rank` entered the barrier with `ticket` (or a later one) on `slot`? Tickets wrap. */
+  arrived(slot: number, rank: number, ticket: number): boolean {
+    return ((Atomics.load(this.control, this.counter(slot, rank)) - ticket) | 0) >= 0;
+  }
+
+  private counter(slot: number, rank: number): number {
+    const n = this.d.ranks.length;
+    return n * PER_RANK + slot * n + this.index.get(rank)!;
   }
 
   alive(rank: number): boolean {

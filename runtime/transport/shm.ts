@@ -8,7 +8,7 @@
  * on its doorbell with Atomics.waitAsync, which does not keep the event loop alive.
  */
 import { TsmpiError } from '../errors.js';
-import { ShmMesh, type ShmMeshData } from './shm-mesh.js';
+import { COLL_SLOTS, ShmMesh, type ShmMeshData } from './shm-mesh.js';
 import type { ShmRing } from './shm-ring.js';
 import type { Link, Listener, Transport } from './transport.js';
 
@@ -133,6 +133,8 @@ class Poller {
   /** our links to peers (their acks come back on the ack ring) */
   readonly outgoing = new Map<number, ShmLink>();
   private readonly waiting = new Set<ShmLink>();
+  /** shared-memory waits (barriers): looked at whenever the doorbell rings; true once settled */
+  private readonly conditions = new Set<() => boolean>();
   private keepAlive: NodeJS.Timeout | null = null;
   private scheduled = false;
   private parked = false;
@@ -196,7 +198,19 @@ class Poller {
       }
     }
     for (const l of this.waiting) if (l.flush()) got = true;
+    for (const settled of this.conditions) {
+      if (settled()) {
+        this.conditions.delete(settled);
+        got = true;
+      }
+    }
     return got;
+  }
+
+  /** Look at `settled` after every wake-up until it returns true. */
+  until(settled: () => boolean): void {
+    this.conditions.add(settled);
+    this.kick();
   }
 
   listen(cb: (link: ShmLink) => void): void {
@@ -263,6 +277,36 @@ export class ShmTransport implements Transport {
   listen(address: string): Promise<Listener> {
     if (address !== this.address) return Promise.reject(new TsmpiError('ERR_ARG', `this rank listens on ${this.address}, not ${address}`));
     return Promise.resolve(new ShmListener(address, this.poller));
+  }
+
+  /**
+   * A barrier on shared counters when every member is a thread of this process
+   * (null otherwise: the caller uses messages). `slot` names the communicator,
+   * `seq` the call; the last rank to arrive wakes the others.
+   */
+  barrier(slot: number, seq: number, members: readonly number[]): Promise<void> | null {
+    const mesh = this.mesh;
+    if (slot >= COLL_SLOTS || members.length < 2 || !members.every((m) => mesh.has(m))) return null;
+    const ticket = (seq + 1) | 0;
+    mesh.arrive(slot, this.self, ticket);
+    const others = members.filter((m) => m !== this.self);
+    const everyone = () => others.every((m) => mesh.arrived(slot, m, ticket));
+    if (everyone()) {
+      for (const m of others) mesh.wake(m);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.poller.until(() => {
+        if (everyone()) {
+          resolve();
+          return true;
+        }
+        const gone = others.find((m) => !mesh.alive(m) && !mesh.arrived(slot, m, ticket));
+        if (gone === undefined) return false;
+        reject(new TsmpiError('ERR_PEER_LOST', `barrier: rank ${gone} ended before it reached the barrier`));
+        return true;
+      });
+    });
   }
 
   connect(address: string): Promise<Link> {
