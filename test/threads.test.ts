@@ -31,6 +31,13 @@ describe('thread ranks', () => {
     expect(r.stderr).toContain('ended 2 other ranks');
   });
 
+  it('a barrier (on shared counters) whose member ended fails with ERR_PEER_LOST instead of hanging', async () => {
+    const r = await tsmpirun(['--threads', '-n', '3', fixture('threads-probe.ts'), 'barrier-lost']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).sort()).toEqual(['rank 0: ERR_PEER_LOST', 'rank 2: ERR_PEER_LOST']);
+  });
+
   it('--report has a line a rank', async () => {
     const r = await tsmpirun(['--threads', '--report', '-n', '2', fixture('threads-probe.ts'), 'who']);
     expect(r.code).toBe(0);
