@@ -180,7 +180,7 @@ class Poller {
       const gone = !this.mesh.alive(p);
       let a = this.accepted.get(p);
       if (!a) {
-        const ring = this.mesh.ring(p, this.self, 'data');
+        const ring = this.dataRing(p);
         if (ring.used() > 0) {
           a = new ShmLink(this, p, this.mesh.ring(p, this.self, 'ack'), ring);
           this.accepted.set(p, a);
@@ -211,6 +211,14 @@ class Poller {
   until(settled: () => boolean): void {
     this.conditions.add(settled);
     this.kick();
+  }
+
+  private readonly rings = new Map<number, ShmRing>();
+  /** The ring a peer writes to us on (looked at before its link exists). */
+  private dataRing(peer: number): ShmRing {
+    let r = this.rings.get(peer);
+    if (!r) this.rings.set(peer, (r = this.mesh.ring(peer, this.self, 'data')));
+    return r;
   }
 
   listen(cb: (link: ShmLink) => void): void {
