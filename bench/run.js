@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor]
 //
-// Prints four markdown tables on stdout (progress goes to stderr): point to
+// Prints five markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
-// addresses), the value codec's fast paths. Every child process runs in its own process group and is killed
+// addresses), the value codec's fast paths, start-up over ssh and Slurm, --monitor's cost. Every child process runs in its own process group and is killed
 // (the whole group) when it outlives its time bound, so nothing hangs.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { randomFillSync } from 'node:crypto';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { attachMonitor } from './monitor-client.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -23,8 +24,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec]\n';
-const SECTIONS = ['p2p', 'coll', 'remote', 'codec'];
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor]\n';
+const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch', 'monitor'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
@@ -77,6 +78,7 @@ const CFG = quick
       coll: { ns: [2, 4, 8], rounds: 1, warm: { small: 20, large: 1 }, reps: { small: 30, large: 3 } },
       remote: { stageBytes: 256 * MiB, stageRuns: 1, rounds: 1 },
       codec: { rounds: 2, reps: 5, ms: 10 },
+      launchRuns: 3,
     }
   : {
       rounds: 3,
@@ -86,6 +88,7 @@ const CFG = quick
       coll: { ns: [2, 4, 8], rounds: 2, warm: { small: 50, large: 2 }, reps: { small: 150, large: 8 } },
       remote: { stageBytes: 1024 * MiB, stageRuns: 3, rounds: 2 },
       codec: { rounds: 6, reps: 7, ms: 20 },
+      launchRuns: 7,
     };
 // Collectives: n = 8 ranks on this 2-core machine is oversubscribed. Neither side
 // is pinned: Node ranks get no taskset, mpirun gets --bind-to none, and the
@@ -136,7 +139,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 process.on('exit', cleanUp);
 
 /** Run a command with a time bound; resolves { code, signal, stdout, stderr, ms, timedOut }. */
-function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT } = {}) {
+function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT, onStderr = null } = {}) {
   return new Promise((resolve) => {
     if (stopping) return resolve({ code: null, signal: 'SIGTERM', stdout: '', stderr: 'the bench is stopping', ms: 0, timedOut: false });
     const t0 = process.hrtime.bigint();
@@ -146,7 +149,10 @@ function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT } =
     let stderr = '';
     let timedOut = false;
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr);
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       killGroup(child, 'SIGTERM');
@@ -473,6 +479,59 @@ function remotePairParams(mode) {
   return params;
 }
 
+// ---------------------------------------------------------------- --monitor's cost
+// The same ping-pong and collectives without --monitor, with it and no page
+// attached, and with a page's event stream attached (monitor-client.mjs reads
+// and parses every update), interleaved round by round.
+const MONITOR_VARIANTS = ['off', 'idle', 'attached'];
+const MONITOR_SIZES = [8, 64 * KiB];
+const MONITOR_OPS = ['barrier', 'allreduce_int', 'bcast_obj'];
+const MONITOR_N = 4;
+async function monitorRun(variant, script, args, what) {
+  const extra = variant === 'off' ? [] : ['--monitor', '127.0.0.1:0'];
+  let client = null;
+  const onStderr = (text) => {
+    const m = variant === 'attached' && !client && /monitor at (http:\/\/\S+)/.exec(text);
+    if (m) client = attachMonitor(m[1]);
+  };
+  const r = await run(process.execPath, [TSMPIRUN, ...extra, ...args.slice(0, 2), join(BENCH, script), ...args.slice(2)], { onStderr });
+  client?.close();
+  if (variant === 'attached' && !(client?.events > 1)) errors.push(`${what} with a page attached: the page got ${client?.events ?? 0} updates`);
+  let n = 0;
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('BENCH ')) continue;
+    const o = JSON.parse(line.slice(6));
+    add(o.kind === 'coll' ? `mon-${variant}:coll:${o.op}` : `mon-${variant}:pingpong:${o.size}`, o.samples);
+    n++;
+  }
+  if (r.code !== 0 || n === 0) errors.push(describeFailure(`${what} (${variant})`, r));
+}
+async function benchMonitor() {
+  const pp = { ...CFG.pingpong, sizes: MONITOR_SIZES, pin: PIN.pingpong };
+  const coll = { ...collParams(), ops: MONITOR_OPS };
+  for (let round = 1; round <= CFG.rounds; round++) {
+    for (const v of MONITOR_VARIANTS) {
+      log(`monitor round ${round}/${CFG.rounds}: ping-pong, ${v}`);
+      await monitorRun(v, 'tsmpi-rank.mjs', ['-n', '2', 'pingpong', JSON.stringify(pp)], 'ping-pong');
+      log(`monitor round ${round}/${CFG.rounds}: collectives n=${MONITOR_N}, ${v}`);
+      await monitorRun(v, 'coll-rank.mjs', ['-n', String(MONITOR_N), JSON.stringify(coll)], `collectives n=${MONITOR_N}`);
+    }
+  }
+}
+function monitorTable() {
+  const rows = [
+    '| with `--monitor` | without (µs) | no page attached (µs) | ratio | page attached (µs) | ratio | target (attached) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const row = (label, key) => {
+    const [off, idle, att] = MONITOR_VARIANTS.map((v) => med(`mon-${v}:${key}`));
+    rows.push(`| ${label} | ${num(off)} | ${num(idle)} | ${ratio(idle, off)} | ${num(att)} | ${ratio(att, off)} | ${target(att, off, '≤', 1.05, 'without')} |`);
+  };
+  for (const size of MONITOR_SIZES) row(`ping-pong ½ RTT ${sizeName(size)}`, `pingpong:${size}`);
+  for (const op of MONITOR_OPS) row(`${op}, n=${MONITOR_N} (per call, max over ranks)`, `coll:${op}`);
+  return rows.join('\n');
+}
+
 // ---------------------------------------------------------------- formatting
 function median(xs) {
   if (!xs || xs.length === 0) return null;
@@ -481,6 +540,7 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 const med = (key) => median(results.get(key));
+const best = (key) => (results.get(key)?.length ? Math.min(...results.get(key)) : null);
 function num(x) {
   if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a';
   if (x >= 100) return Math.round(x).toLocaleString('en-US');
@@ -517,7 +577,8 @@ function codecTable() {
     '|---|---|---|---|---|---|---|',
   ];
   for (const v of CODEC_VALUES) {
-    const [a, b, c] = CODEC_IMPLS.map((i) => med(`codec:${i}:${v}`));
+    // the fastest batch: on a shared machine, the one least disturbed by other work
+    const [a, b, c] = CODEC_IMPLS.map((i) => best(`codec:${i}:${v}`));
     const t = v === 'number' || v === 'small' ? target(a, b, '≤', 1.1, 'before') : '';
     rows.push(`| ${names[v]} | ${us(a)} | ${us(b)} | ${ratio(a, b)} | ${us(c)} | ${ratio(a, c)} | ${t} |`);
   }
@@ -646,6 +707,108 @@ function remoteTable() {
   return rows.join('\n');
 }
 
+// ---------------------------------------------------------------- launch (ssh, Slurm)
+// Start-up of -n 8 over two ssh hosts and over two Slurm nodes, tsmpirun vs
+// Open MPI's own launch (mpirun --host through the same ssh config; mpirun
+// inside the same salloc, which Open MPI starts through srun). The hosts are
+// the test suite's beds (bench/launch-beds.ts): real sshd, real Slurm.
+const TSX_LOADER = join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+let beds = null;
+
+function startBeds() {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', TSX_LOADER, join(BENCH, 'launch-beds.ts')], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    live.add(child);
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => done(null, 'the beds did not come up within 60 s'), 60_000);
+    let settled = false;
+    const done = (info, why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!info) {
+        errors.push(`launch beds: ${why}${err ? ` — ${err.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
+        killGroup(child);
+        live.delete(child);
+      }
+      resolve(info ? { ...info, child } : null);
+    };
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d;
+      const m = /^BEDS (.*)$/m.exec(out);
+      if (m) done(JSON.parse(m[1]), null);
+    });
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.once('close', () => done(null, 'exited early'));
+  });
+}
+
+async function stopBeds() {
+  if (!beds) return;
+  const child = beds.child;
+  await new Promise((resolve) => {
+    child.once('close', resolve);
+    child.stdin.end();
+    setTimeout(() => killGroup(child), 8000).unref();
+  });
+  live.delete(child);
+  beds = null;
+}
+
+const HELLO_PY = 'from mpi4py import MPI; MPI.COMM_WORLD.Barrier()';
+const countHellos = (r) => (r.stdout.match(/^Hello from rank \d+ of 8/gm) ?? []).length;
+
+async function launchOnce(kind, record) {
+  const ssh = `ssh -F ${beds.sshConfig}`;
+  const [a, b] = beds.sshHosts;
+  const slurmEnv = beds.slurmEnv;
+  let r;
+  let ok;
+  if (kind === 'tsmpi:ssh') {
+    r = await run(process.execPath, [TSMPIRUN, '--via', 'ssh', '--ssh-command', ssh, '--host', `${a[0]}:4,${b[0]}:4`, '-n', '8', 'examples/hello.ts']);
+    ok = r.code === 0 && countHellos(r) === 8;
+  } else if (kind === 'mpirun:ssh') {
+    r = await run('mpirun', ['--mca', 'plm_rsh_agent', ssh, '--host', `${a[1]}:4,${b[1]}:4`, '-n', '8', PY, '-c', HELLO_PY], { env: MPI_ENV });
+    ok = r.code === 0;
+  } else if (kind === 'tsmpi:slurm') {
+    r = await run('salloc', ['-N2', '-n8', process.execPath, TSMPIRUN, 'examples/hello.ts'], { env: slurmEnv });
+    ok = r.code === 0 && countHellos(r) === 8;
+  } else {
+    r = await run('salloc', ['-N2', '-n8', 'mpirun', PY, '-c', HELLO_PY], { env: { ...slurmEnv, ...MPI_ENV } });
+    ok = r.code === 0;
+  }
+  if (!ok) errors.push(describeFailure(`launch ${kind}`, r));
+  else if (record) add(`launch:${kind}`, [r.ms]);
+}
+
+async function benchLaunch(anchors) {
+  beds = await startBeds();
+  if (!beds) return;
+  try {
+    const kinds = anchors ? ['tsmpi:ssh', 'mpirun:ssh', 'tsmpi:slurm', 'mpirun:slurm'] : ['tsmpi:ssh', 'tsmpi:slurm'];
+    log('launch: warm-up');
+    for (const k of kinds) await launchOnce(k, false);
+    for (let i = 1; i <= CFG.launchRuns; i++) {
+      log(`launch run ${i}/${CFG.launchRuns}`);
+      for (const k of kinds) await launchOnce(k, true);
+    }
+  } finally {
+    await stopBeds();
+  }
+}
+
+function launchTable() {
+  const rows = ['| start-up, -n 8, wall (ms) | tsmpi | anchor: Open MPI | tsmpi / anchor |', '|---|---|---|---|'];
+  const s = med('launch:tsmpi:ssh');
+  const ms = med('launch:mpirun:ssh');
+  rows.push(`| 2 ssh hosts × 4: \`tsmpirun --via ssh --host\` vs \`mpirun --host\` (same ssh config) | ${num(s)} | ${num(ms)} | ${ratio(s, ms)} |`);
+  const u = med('launch:tsmpi:slurm');
+  const mu = med('launch:mpirun:slurm');
+  rows.push(`| 2 Slurm nodes × 4: \`salloc -N2 -n8 tsmpirun\` vs \`salloc -N2 -n8 mpirun\` | ${num(u)} | ${num(mu)} | ${ratio(u, mu)} |`);
+  return rows.join('\n');
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   if (!existsSync(TSMPIRUN)) {
@@ -745,6 +908,11 @@ async function main() {
   }
   const tCodec = Date.now();
 
+  if (only.has('launch')) await benchLaunch(anchors);
+  const tLaunch = Date.now();
+  if (only.has('monitor')) await benchMonitor();
+  const tMonitor = Date.now();
+
   for (const [k, v] of results) log(`${k}: median ${num(median(v))} of [${v.map(num).join(', ')}]`);
 
   const cores = availableParallelism();
@@ -783,11 +951,27 @@ async function main() {
     lines.push(codecTable());
     lines.push('');
     lines.push(
-      `Codec: \`bench/codec.mjs\`, one process per implementation, started alternately for ${CFG.codec.rounds} rounds; each times batches of about ${CFG.codec.ms} ms of \`decodeValue(encodeValue(v))\` after 0.3 s of warm-up. "before" is the codec as it was before identity tracking (\`bench/codec-before.mjs\`, where the README's 0.3 µs / 2 µs came from). Medians of ${CFG.codec.rounds}×${CFG.codec.reps} batches.`,
+      `Codec: \`bench/codec.mjs\`, one process per implementation, started alternately for ${CFG.codec.rounds} rounds; each times batches of about ${CFG.codec.ms} ms of \`decodeValue(encodeValue(v))\` after 0.3 s of warm-up. "before" is the codec as it was before identity tracking (\`bench/codec-before.mjs\`, where the README's 0.3 µs / 2 µs came from). Each cell: the fastest of ${CFG.codec.rounds}×${CFG.codec.reps} batches (the one least disturbed by other work on the machine).`,
+    );
+  }
+  if (only.has('launch')) {
+    lines.push('');
+    lines.push(launchTable());
+    lines.push('');
+    lines.push(
+      `Launch: wall time from spawning the launcher to its exit, median of ${CFG.launchRuns} runs after one warm-up each, interleaved. tsmpi runs examples/hello.ts (compile, agents, 8 ranks, one line each); Open MPI runs \`${PY} -c "…Barrier()"\` on 8 ranks. ssh: two real sshd (test/beds/sshd.ts) on 127.0.0.21–.22, the same client config for both (\`mpirun --mca plm_rsh_agent "ssh -F …"\`). Slurm: two slurmd nodes (test/beds/slurm.ts), 4 CPUs each, both inside their own \`salloc -N2 -n8\` (its cost is in both columns).`,
+    );
+  }
+  if (only.has('monitor')) {
+    lines.push('');
+    lines.push(monitorTable());
+    lines.push('');
+    lines.push(
+      `--monitor: the same tsmpi runs (ping-pong pinned ${PIN.pingpong}, collectives unpinned) without --monitor (the anchor), with \`--monitor 127.0.0.1:0\` and no page, and with a page's event stream attached (bench/monitor-client.mjs reads and parses every update; the launcher then asks every rank for a sample 4 times a second), interleaved over ${CFG.rounds} round${CFG.rounds === 1 ? '' : 's'}; medians.`,
     );
   }
   lines.push('');
-  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s`);
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s, monitor ${((tMonitor - tLaunch) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
   lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
   // The point-to-point part keeps about 2 processes runnable; much more means someone

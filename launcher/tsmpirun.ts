@@ -4,14 +4,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
-import { localModeOf, parseArgs, USAGE, type RunOptions } from './cli/args.js';
+import { localModeOf, parseArgs, USAGE, viaOf, type RunOptions } from './cli/args.js';
 import { mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hostlist/hosts.js';
 import { Job } from './job/job.js';
 import { DEFAULT_KEY_DIR, keygen } from './keys/keys.js';
 import { distDir } from './os/paths.js';
 import { slurmHosts } from './hostlist/slurm.js';
+import { DEFAULT_SSH } from './hosts/ssh-host.js';
 
-function hostsOf(o: RunOptions): HostSpec[] {
+function hostsOf(o: RunOptions, via: 'tsmpid' | 'ssh' | 'slurm'): HostSpec[] {
+  if (via === 'slurm') {
+    // Every allocated node gets an agent through srun, this one too if it is one of them.
+    const hosts = process.env.SLURM_JOB_ID ? slurmHosts(process.env) : null;
+    if (!hosts) throw new TsmpiError('ERR_ARG', '--via slurm runs inside a Slurm allocation (salloc, sbatch), and SLURM_JOB_ID/SLURM_JOB_NODELIST are not set here');
+    return hosts;
+  }
   if (o.hosts !== null) return parseHostList(o.hosts);
   if (o.hostfile !== null) {
     let text: string;
@@ -29,7 +36,8 @@ function hostsOf(o: RunOptions): HostSpec[] {
 
 async function run(o: RunOptions): Promise<number> {
   if (!existsSync(o.script)) throw new TsmpiError('ERR_ARG', `SCRIPT ${o.script} does not exist`);
-  const hosts = hostsOf(o);
+  const via = viaOf(o, process.env);
+  const hosts = hostsOf(o, via);
   for (const f of o.files) if (!existsSync(f)) throw new TsmpiError('ERR_ARG', `--files: ${f} does not exist`);
   const n = o.np ?? hosts.reduce((s, h) => s + slotsOf(h), 0);
   const placement = placeRanks(hosts, n, (h) => mayOversubscribe(h, o.oversubscribe));
@@ -56,6 +64,14 @@ async function run(o: RunOptions): Promise<number> {
     report: o.report,
     detectDeadlock: o.detectDeadlock,
     oversubscribe: o.oversubscribe === true,
+    monitor: o.monitor,
+    via,
+    ssh: {
+      command: o.sshCommand ?? DEFAULT_SSH.command,
+      // srun passes this environment on, so under Slurm this very node binary is the default
+      remoteNode: o.remoteNode ?? (via === 'slurm' ? process.execPath : DEFAULT_SSH.remoteNode),
+      remotePrefix: o.remotePrefix ?? DEFAULT_SSH.remotePrefix,
+    },
   });
   return job.run();
 }

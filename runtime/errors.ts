@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   'ERR_ABORTED',
   'ERR_AUTH',
   'ERR_PROTOCOL',
+  /** a cancelled task-pool task (tsmpi/pool) */
+  'ERR_CANCELLED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -10,7 +10,7 @@ import { Engine } from './engine.js';
 import { TsmpiError } from './errors.js';
 import { Fabric } from './fabric.js';
 import { PendingRegistry } from './pending.js';
-import { CONTROL_VERSION, type RankToLauncher } from './wire/control.js';
+import { CONTROL_VERSION, type LauncherToRank, type RankToLauncher } from './wire/control.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSocketTransport, socketTransport, type TlsCredential } from './transport/socket.js';
@@ -122,6 +122,26 @@ export function connectLauncher(): Promise<Launched | null> {
   return launching;
 }
 
+/**
+ * The launcher's control link for code that serves it (a tsmpi/pool worker):
+ * its messages, and whether it keeps this process alive. Null without a launcher.
+ */
+export function launcherLink(): { onMessage(h: (m: LauncherToRank) => void): void; ref(on: boolean): void } | null {
+  if (!launched) return null;
+  const c = launched.control;
+  return { onMessage: (h) => c.onMessage(h), ref: (on) => c.ref(on) };
+}
+
+/** Where reportPartial/reportProgress go instead of the launcher (a pool worker: to the task's future). */
+export interface ReportSink {
+  partial(value: unknown): void;
+  progress(done: number, total: number): void;
+}
+let reportSink: ReportSink | null = null;
+export function setReportSink(sink: ReportSink | null): void {
+  reportSink = sink;
+}
+
 /** Send a control message to the launcher, if there is one. */
 export function toLauncher(msg: RankToLauncher, done?: () => void): boolean {
   if (!launched) return false;
@@ -229,6 +249,10 @@ async function makeWorld(): Promise<World> {
       // Context ids → communicator ids: even contexts are user traffic, odd ones collectives.
       const queued = engine.queued().map((q) => ({ ...q, comm: q.comm >>> 1, collective: (q.comm & 1) === 1 }));
       l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued, sent: fabric.messagesSent, received: fabric.messagesReceived });
+    } else if (m.t === 'sample') {
+      const f = fabric;
+      const traffic = { messagesSent: f.messagesSent, bytesSent: f.bytesSent, messagesReceived: f.messagesReceived, bytesReceived: f.bytesReceived };
+      l.control.send({ t: 'sampled', ops: w.pending.snapshot(), traffic });
     }
   });
   return w;
@@ -267,6 +291,10 @@ export function reportPartial(value: unknown): Promise<void> {
   } catch (e) {
     return Promise.reject(new TsmpiError('ERR_SERIALIZE', `reportPartial: the value is not JSON-serializable: ${(e as Error).message}`, { cause: e }));
   }
+  if (reportSink) {
+    reportSink.partial(v);
+    return Promise.resolve();
+  }
   return new Promise<void>((resolve) => {
     if (!toLauncher({ t: 'partial', value: v, time: Date.now() / 1000 }, resolve)) {
       process.stderr.write(`[partial] ${JSON.stringify(v)}\n`);
@@ -288,6 +316,10 @@ let progressTimer: NodeJS.Timeout | null = null;
 export function reportProgress(done: number, total: number): void {
   if (!Number.isFinite(done) || !Number.isFinite(total) || total < 0 || done < 0) {
     throw new TsmpiError('ERR_ARG', `reportProgress(done, total) needs finite non-negative numbers, got (${done}, ${total})`);
+  }
+  if (reportSink) {
+    reportSink.progress(done, total);
+    return;
   }
   if (!launched) return;
   const now = performance.now();

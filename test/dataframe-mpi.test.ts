@@ -11,7 +11,7 @@ const parse = (stdout: string): Line[] =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l));
 
-const CASES_PER_SIZE = 8;
+const CASES_PER_SIZE = 9;
 
 describe('collective mode under tsmpirun -n 3', () => {
   it.each([

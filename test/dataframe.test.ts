@@ -118,6 +118,18 @@ describe('context, function forms, options', () => {
     expect(F.snapshot(m)).toStrictEqual(F.snapshot(s.map((v: number, i: number) => v * 10 + i)));
   });
 
+  it('a context object reached twice reaches the workers as one object reached twice (as structuredClone gives)', async () => {
+    const shared = { k: 2 };
+    const context = { a: shared, b: shared, list: [shared, { back: shared }] };
+    const s = df.column('i') as dfd.Series;
+    const m = await parallelMap(
+      s,
+      (v: number, c: typeof context) => (c.a === c.b && c.list[0] === c.a && c.list[1]!.back === c.a && c.a !== c.list[1] ? v * c.a.k : -1),
+      { context },
+    );
+    expect(F.snapshot(m)).toStrictEqual(F.snapshot(s.map((v: number) => v * 2)));
+  });
+
   it('a function with inner functions, destructuring, closures over its own names', async () => {
     function score(row: unknown[]) {
       const nums = row.filter((v): v is number => typeof v === 'number');

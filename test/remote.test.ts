@@ -294,6 +294,9 @@ describe('a job over localhost and two tsmpid hosts', () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/rank 2 on 127\.0\.0\.2 .*exited with code 1/);
     expect(r.stderr).toContain('remote boom');
+    // the stack names the script where it is on the launcher (source map), not the bundle
+    expect(r.stderr).toContain(`${script}:3:`);
+    expect(r.stderr).not.toContain(SCRIPT_FILE);
     await noJobsLeft(A);
   });
 });

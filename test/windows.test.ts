@@ -7,11 +7,11 @@ import { type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
 import { example, fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
 import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
-import { ensureWine, noWinRanks, startWinDaemon, stopWinDaemons, winPath, winProcs, type WinDaemon } from './wine.js';
+import { ensureWine, noWinRanks, startWinDaemon, stopWinDaemons, wineRunning, winProcs, type WinDaemon } from './wine.js';
 
 const JOB_MS = 45_000;
 let base: string;
@@ -20,7 +20,21 @@ let keyDir: string;
 let L: TestDaemon; // Linux tsmpid
 let W: WinDaemon; // Windows tsmpid, shared
 
+// A missing prerequisite fails every test of the file (it is never a skip).
+let setupError: unknown = null;
+beforeEach(() => {
+  if (setupError) throw setupError;
+});
+
 beforeAll(async () => {
+  try {
+    await setUp();
+  } catch (e) {
+    setupError = e;
+  }
+}, 120_000);
+
+async function setUp(): Promise<void> {
   ensureWine();
   base = mkdtempSync(join(tmpdir(), 'windows-test-'));
   work = join(base, 'work');
@@ -34,14 +48,14 @@ beforeAll(async () => {
     startDaemon({ host: '127.0.0.42', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
     startWinDaemon({ host: '127.0.0.41', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
   ]);
-}, 120_000);
+}
 
 afterAll(async () => {
   await stopWinDaemons();
   await stopDaemons();
-  // nothing of node.exe is left, the daemons' nor the ranks'
-  expect(winProcs().filter((p) => base && p.cmdline.includes(winPath(base)))).toEqual([]);
   if (base) rmSync(base, { recursive: true, force: true });
+  // nothing of node.exe is left, the daemons' nor the ranks', and Wine's server is gone
+  await until(() => winProcs().length === 0 && !wineRunning(), 10_000, `no node.exe and no wineserver left; still: ${JSON.stringify(winProcs())}`);
 }, 60_000);
 
 interface JobOptions {
@@ -194,6 +208,14 @@ describe('a job over localhost, a Linux tsmpid and a Windows tsmpid', () => {
     await clean(W);
   });
 
+  it("a Windows rank imports a package tsmpi depends on (tweetnacl) from the Windows host's install", async () => {
+    // danfojs-node works the same way (the remote tier runs it; under Wine its import alone takes ~10 s)
+    const r = await job(['localhost slots=1', W.line(1)], 2, fixture('deps-light.ts'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('0:32:linux 1:32:win32');
+    await clean(W);
+  });
+
   it('abort() on a Windows rank ends every rank with its code', async () => {
     const script = join(work, 'abort-win.ts');
     writeFileSync(script, `import { init } from 'tsmpi';\nconst c = await init();\nconsole.log('pid', c.rank, process.pid);\nif (c.rank === 4) { await new Promise((r) => setTimeout(r, 300)); await c.abort(7); }\nawait c.recv(0, 1);\n`);
@@ -204,7 +226,7 @@ describe('a job over localhost, a Linux tsmpid and a Windows tsmpid', () => {
   });
 
   it('--timeout says what each rank waits on, Windows ones too, and exits 124', async () => {
-    const r = await job(['localhost slots=1', L.line(1), W.line(2)], 4, fixture('remote-block.ts'), { extra: ['--timeout', '3'] });
+    const r = await job(['localhost slots=1', L.line(1), W.line(2)], 4, fixture('remote-block.ts'), { extra: ['--timeout', '6'] });
     expect(r.code, r.stderr).toBe(124);
     for (const [rank, host] of [[0, 'localhost'], [1, '127.0.0.42'], [2, '127.0.0.41'], [3, '127.0.0.41']] as const) {
       expect(r.stderr).toMatch(new RegExp(`rank ${rank} \\(${host.replaceAll('.', '\\.')}\\): recv`));

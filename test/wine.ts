@@ -204,8 +204,28 @@ export interface WinProc {
   cmdline: string;
 }
 
-/** Live (not zombie) processes of node.exe under Wine, from /proc. */
+/**
+ * Live (not zombie) processes of this checkout's node.exe (daemons, ranks,
+ * --stop) under Wine, from /proc. Other checkouts on the machine may run the
+ * tier at the same time with their own node.exe: not counted.
+ */
 export function winProcs(): WinProc[] {
+  return liveProcs().filter((p) => p.cmdline.includes(nodeExe) || p.cmdline.includes(winPath(nodeExe)));
+}
+
+/** Is the wineserver of this checkout's prefix still running? */
+export function wineRunning(): boolean {
+  return liveProcs().some((p) => {
+    if (!/(^|\/)wineserver(64)?( |$)/.test(p.cmdline)) return false;
+    try {
+      return readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes(`WINEPREFIX=${winePrefix}`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+function liveProcs(): WinProc[] {
   const out: WinProc[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -213,7 +233,7 @@ export function winProcs(): WinProc[] {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (/node\.exe/i.test(cmdline)) out.push({ pid: Number(name), cmdline });
+      out.push({ pid: Number(name), cmdline });
     } catch {
       // gone meanwhile
     }

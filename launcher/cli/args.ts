@@ -1,5 +1,6 @@
 /** `tsmpirun [options] SCRIPT [args…]`: the command line, validated. */
 import { TsmpiError } from '../../runtime/errors.js';
+import { parseMonitorAddress, type MonitorAddress } from '../monitor/address.js';
 
 export interface RunOptions {
   np: number | null;
@@ -21,6 +22,14 @@ export interface RunOptions {
   detectDeadlock: number | null;
   /** --threads / --processes; null: TSMPI_LOCAL_MODE, else the default */
   localMode: LocalMode | null;
+  /** --monitor [HOST:]PORT */
+  monitor: MonitorAddress | null;
+  /** --via: how other hosts are reached; null: the default (slurm inside an allocation, else tsmpid) */
+  via: 'tsmpid' | 'ssh' | 'slurm' | null;
+  /** --ssh-command, split into words */
+  sshCommand: string[] | null;
+  remoteNode: string | null;
+  remotePrefix: string | null;
   script: string;
   args: string[];
 }
@@ -59,6 +68,12 @@ options:
                           each unfinished rank was waiting on
   --files a,b,…           files shipped to every remote host beside the script
   --results FILE          write partial results as JSON lines ('-' for stdout)
+  --via tsmpid|ssh|slurm  how ranks on other hosts start: their tsmpid (default),
+                          an agent started over ssh, or one per node by srun
+                          (the default inside a Slurm allocation)
+  --ssh-command CMD       the ssh command and its options (default "ssh")
+  --remote-node PATH      node on the other hosts (default "node")
+  --remote-prefix DIR     the tsmpi package folder there (default: same as here)
   --identity FILE         the launcher's key (default ~/.tsmpi/id)
   --known-hosts FILE      pinned host keys (default ~/.tsmpi/known_hosts)
   --output-filename DIR   also write each rank's output to DIR/rank.N.out and .err
@@ -71,6 +86,9 @@ options:
                           TSMPI_LOCAL_MODE=threads|processes sets it)
   --detect-deadlock[=S]   end the job (124) when every running rank is blocked
                           and no message is in flight for S seconds (default 10)
+  --monitor [HOST:]PORT   a live web page of the job (host 127.0.0.1 unless
+                          named; port 0: any free one); its URL, with an access
+                          token, is printed on stderr
   -h, --help              this text
   --version               the version
 `;
@@ -110,6 +128,11 @@ export function parseArgs(argv: string[]): Command {
     report: false,
     detectDeadlock: null,
     localMode: null,
+    monitor: null,
+    via: null,
+    sshCommand: null,
+    remoteNode: null,
+    remotePrefix: null,
     script: '',
     args: [],
   };
@@ -210,6 +233,9 @@ export function parseArgs(argv: string[]): Command {
         o.timeout = t;
         break;
       }
+      case '--monitor':
+        o.monitor = parseMonitorAddress(value(name, inline));
+        break;
       case '--files':
         o.files.push(...value(name, inline).split(',').map((s) => s.trim()).filter(Boolean));
         break;
@@ -218,6 +244,26 @@ export function parseArgs(argv: string[]): Command {
         break;
       case '--identity':
         o.identity = value(name, inline);
+        break;
+      case '--via': {
+        const v = value(name, inline);
+        if (v !== 'tsmpid' && v !== 'ssh' && v !== 'slurm') throw usage(`--via must be tsmpid, ssh or slurm, got ${JSON.stringify(v)}`);
+        o.via = v;
+        break;
+      }
+      case '--ssh-command': {
+        const words = splitCommand(value(name, inline));
+        if (words.length === 0) throw usage('--ssh-command names no command');
+        o.sshCommand = words;
+        break;
+      }
+      case '--remote-node':
+        o.remoteNode = value(name, inline);
+        if (o.remoteNode === '') throw usage('--remote-node needs a path');
+        break;
+      case '--remote-prefix':
+        o.remotePrefix = value(name, inline);
+        if (o.remotePrefix === '') throw usage('--remote-prefix needs a folder');
         break;
       case '--known-hosts':
         o.knownHosts = value(name, inline);
@@ -232,5 +278,38 @@ export function parseArgs(argv: string[]): Command {
   o.args = argv.slice(i + 1);
   if (o.quiet && o.outputDir === null) throw usage('--quiet needs --output-filename DIR (the output has to go somewhere)');
   if (o.hosts !== null && o.hostfile !== null) throw usage('give --host or --hostfile, not both');
+  if (o.via === 'slurm' && (o.hosts !== null || o.hostfile !== null)) throw usage('--via slurm takes its hosts from the allocation: give no --host or --hostfile');
+  if (o.via !== 'ssh' && o.sshCommand !== null) throw usage('--ssh-command needs --via ssh');
   return { kind: 'run', options: o };
+}
+
+/** `--via`, or its default: slurm inside an allocation when no host flag is given, else tsmpid. */
+export function viaOf(o: RunOptions, env: NodeJS.ProcessEnv): 'tsmpid' | 'ssh' | 'slurm' {
+  if (o.via !== null) return o.via;
+  return env.SLURM_JOB_ID && o.hosts === null && o.hostfile === null ? 'slurm' : 'tsmpid';
+}
+
+/** Split `ssh -F "my cfg" -p 22` into words: whitespace separates, quotes and backslashes group. */
+export function splitCommand(text: string): string[] {
+  const words: string[] = [];
+  let cur: string | null = null;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === '\\' && quote === '"' && i + 1 < text.length) cur += text[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      cur ??= '';
+    } else if (c === '\\' && i + 1 < text.length) cur = (cur ?? '') + text[++i];
+    else if (/\s/.test(c)) {
+      if (cur !== null) words.push(cur);
+      cur = null;
+    } else cur = (cur ?? '') + c;
+  }
+  if (quote) throw usage(`--ssh-command: an unclosed ${quote}`);
+  if (cur !== null) words.push(cur);
+  return words;
 }

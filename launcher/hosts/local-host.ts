@@ -22,6 +22,8 @@ export interface RankChild {
   /** after exit, once its output is complete */
   onClose(cb: () => void): void;
   kill(signal: NodeJS.Signals): void;
+  /** Whether it (and its output) keeps the launcher's process alive. */
+  ref(on: boolean): void;
 }
 
 function processChild(child: ChildProcess): RankChild {
@@ -33,6 +35,14 @@ function processChild(child: ChildProcess): RankChild {
     onExit: (cb) => child.on('exit', cb),
     onClose: (cb) => child.on('close', cb),
     kill: (signal) => child.kill(signal),
+    ref: (on) => {
+      if (on) child.ref();
+      else child.unref();
+      for (const s of [child.stdout, child.stderr] as (NodeJS.ReadableStream & { ref?(): void; unref?(): void })[]) {
+        if (on) s?.ref?.();
+        else s?.unref?.();
+      }
+    },
   };
 }
 
@@ -177,5 +187,10 @@ export class LocalHost implements RankHost {
 
   close(): void {
     this.listener?.close();
+  }
+
+  ref(on: boolean): void {
+    for (const c of this.children.values()) c.ref(on);
+    this.control?.ref(on);
   }
 }

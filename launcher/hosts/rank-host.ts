@@ -27,4 +27,6 @@ export interface RankHost {
   kill(signal: NodeJS.Signals): void;
   /** Release what the host holds (sockets); ranks must have ended. */
   close(): void;
+  /** Whether the host's processes and links keep this process alive (default: they do). A task pool lets go while idle. */
+  ref?(on: boolean): void;
 }

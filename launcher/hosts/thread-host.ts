@@ -125,5 +125,6 @@ function workerChild(w: Worker, rank: number, heapMb: number): RankChild {
       killedBy ??= signal;
       void w.terminate();
     },
+    ref: (on) => (on ? w.ref() : w.unref()),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Compile a job's script once (TypeScript or JavaScript, anywhere on disk) into
  * one ES module that ranks start on plain `node`: local files are bundled,
- * `tsmpi` and `tsmpi/dataframe` resolve to this installation, other packages
+ * `tsmpi`, `tsmpi/dataframe` and `tsmpi/pool` resolve to this installation, other packages
  * resolve from the script's folder and stay external.
  */
 import { createHash } from 'node:crypto';
@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, posix, relative as relativePath, resolve as resolvePath, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
-import { dataframeEntry, distDir, runtimeEntry } from '../os/paths.js';
-import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
+import { dataframeEntry, distDir, poolEntry, runtimeEntry } from '../os/paths.js';
+import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER, POOL_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
 
 /** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
 function packageName(specifier: string): string {
@@ -39,9 +39,9 @@ export class CompileError extends Error {
 export type Target = 'local' | 'remote';
 
 const OWN: Record<Target, Record<string, string>> = {
-  local: { tsmpi: pathToFileURL(runtimeEntry).href, 'tsmpi/dataframe': pathToFileURL(dataframeEntry).href },
+  local: { tsmpi: pathToFileURL(runtimeEntry).href, 'tsmpi/dataframe': pathToFileURL(dataframeEntry).href, 'tsmpi/pool': pathToFileURL(poolEntry).href },
   // A remote host's daemon puts its own install's URLs in place of these.
-  remote: { tsmpi: RUNTIME_PLACEHOLDER, 'tsmpi/dataframe': DATAFRAME_PLACEHOLDER },
+  remote: { tsmpi: RUNTIME_PLACEHOLDER, 'tsmpi/dataframe': DATAFRAME_PLACEHOLDER, 'tsmpi/pool': POOL_PLACEHOLDER },
 };
 
 const resolver = (target: Target): Plugin => ({

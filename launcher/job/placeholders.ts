@@ -3,6 +3,9 @@
 /** Placeholders the launcher leaves in a remote job's script for the host's own tsmpi install. */
 export const RUNTIME_PLACEHOLDER = 'tsmpi-remote:runtime';
 export const DATAFRAME_PLACEHOLDER = 'tsmpi-remote:dataframe';
+export const POOL_PLACEHOLDER = 'tsmpi-remote:pool';
+/** the task pool's worker program (what a pool's remote workers run) */
+export const POOL_WORKER_PLACEHOLDER = 'tsmpi-remote:pool-worker';
 /**
  * A package tsmpi itself depends on (danfojs-node, …): on a remote host it is
  * imported from the daemon's own install rather than bundled into the script.

@@ -27,6 +27,7 @@ export class ControlServer {
   private readonly joinedRanks = new Set<number>();
   private readonly leftRanks = new Set<number>();
   private readonly drainWaiters = new Map<number, () => void>();
+  private refOn = true;
 
   constructor(
     listener: Listener,
@@ -38,6 +39,7 @@ export class ControlServer {
   }
 
   private accept(link: Link): void {
+    if (!this.refOn) link.ref(false);
     let rank = -1;
     const decoder = controlDecoder((v) => {
       const m = parseRankMessage(v);
@@ -104,5 +106,11 @@ export class ControlServer {
 
   connected(rank: number): boolean {
     return this.links.has(rank);
+  }
+
+  /** Whether the ranks' control links keep this process alive. */
+  ref(on: boolean): void {
+    this.refOn = on;
+    for (const l of this.links.values()) l.ref(on);
   }
 }

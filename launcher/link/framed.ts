@@ -1,10 +1,11 @@
 /**
- * A framed connection between launcher and daemon: CONTROL frames carry typed
+ * A framed connection between launcher and agent (a TLS socket to tsmpid or
+ * back from a Slurm node, or an ssh client's stdin/stdout): CONTROL frames carry typed
  * JSON messages, DATA frames carry bytes (staged file chunks one way, rank
  * output the other). The parser is the pure wire decoder; this only glues it to
  * a socket and stops at the first protocol error.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TsmpiError } from '../../runtime/errors.js';
 import { decodeJson, encodeJson, Encoding } from '../../runtime/wire/codec.js';
 import { encodeHeader, FrameDecoder, FrameType, type FrameHeader } from '../../runtime/wire/frame.js';
@@ -24,7 +25,7 @@ export class FramedConn {
   private readonly decoder: FrameDecoder;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: Duplex,
     maxPayload: number,
     maxControl: number,
     private readonly h: FramedHandlers,

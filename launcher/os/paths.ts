@@ -8,4 +8,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const distDir = realpathSync(join(here, '..', '..'));
 export const runtimeEntry = join(distDir, 'runtime', 'index.js');
 export const dataframeEntry = join(distDir, 'plugins', 'dataframe', 'index.js');
+export const poolEntry = join(distDir, 'pool', 'index.js');
+export const poolWorkerEntry = join(distDir, 'pool', 'worker-main.js');
 export const rankMain = join(distDir, 'runtime', 'rank-main.js');

@@ -3,9 +3,9 @@
  * plain fields, revived here as an error of the same kind (a TypeError stays a
  * TypeError) with the same message, the remote stack, and where it happened.
  */
-import { inspect } from 'node:util';
 import { TsmpiError } from '../../runtime/errors.js';
 import { describeUnclonable } from '../../runtime/wire/codec.js';
+import { errorReport, reviveReport } from '../../runtime/fn/remote-error.js';
 import { ItemError } from './kernel.js';
 import type { FailureReport } from './messages.js';
 
@@ -25,16 +25,6 @@ export interface RemoteErrorFields {
   pid?: number;
 }
 
-const BUILTIN: Record<string, ErrorConstructor> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-};
-
 /** In the worker: what an ItemError (or any failure) looks like on the wire. */
 export function reportOf(e: unknown): FailureReport {
   if (e instanceof ItemError) {
@@ -44,14 +34,7 @@ export function reportOf(e: unknown): FailureReport {
     if (e.inResult) r.inResult = true;
     return r;
   }
-  if (e instanceof Error || (typeof e === 'object' && e !== null && 'message' in e && 'name' in e)) {
-    const err = e as Error;
-    const report: FailureReport = { at: -1, name: String(err.name), message: String(err.message), stack: String(err.stack ?? `${err.name}: ${err.message}`) };
-    if (err instanceof TsmpiError) report.name = `TsmpiError[${err.code}]`;
-    return report;
-  }
-  const text = `the function threw a value that is not an Error: ${inspect(e, { depth: 2, breakLength: Infinity })}`;
-  return { at: -1, name: 'Error', message: text, stack: `Error: ${text}` };
+  return { at: -1, ...errorReport(e) };
 }
 
 /** In the worker: the result of item `at` cannot be sent back. */
@@ -62,17 +45,9 @@ export function unsendable(value: unknown, at: number): ItemError {
 
 /** At the root: the error to reject the call with. */
 export function reviveError(r: FailureReport, what: string, fields: Omit<RemoteErrorFields, 'remoteStack'>): Error {
-  const coded = /^TsmpiError\[(ERR_[A-Z_]+)\]$/.exec(r.name);
-  let e: Error;
-  if (coded) e = new TsmpiError(coded[1] as TsmpiError['code'], r.message);
-  else {
-    const Ctor = BUILTIN[r.name] ?? Error;
-    e = new Ctor(r.message);
-    if (e.name !== r.name) Object.defineProperty(e, 'name', { value: r.name, configurable: true, writable: true, enumerable: false });
-  }
   const doing = r.inResult ? 'returned an unsendable result' : r.compile ? 'failed to compile' : 'threw';
   const trailer = `    [tsmpi/dataframe] ${what}: the function ${doing} at ${fields.where}${fields.pid ? ` in process ${fields.pid}` : ''}`;
-  Object.assign(e, { ...fields, remoteStack: r.stack });
-  e.stack = `${r.stack}\n${trailer}`;
+  const e = reviveReport(r, trailer);
+  Object.assign(e, fields);
   return e;
 }

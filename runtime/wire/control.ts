@@ -5,7 +5,8 @@
  */
 import { TsmpiError } from '../errors.js';
 
-export const CONTROL_VERSION = 1;
+/** 2: `sample` / `sampled` (the live counters of `--monitor`). */
+export const CONTROL_VERSION = 2;
 
 /** One operation a rank is blocked in, for timeout and deadlock reports. */
 export interface BlockedOp {
@@ -34,7 +35,19 @@ export type RankToLauncher =
   /** reply to `dump`; `sent`/`received` count messages, for deadlock detection */
   | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[]; sent?: number; received?: number }
   /** sent as the rank ends, for --report */
-  | { t: 'stats'; stats: RankStats };
+  | { t: 'stats'; stats: RankStats }
+  /** reply to `sample` (--monitor, only while a browser watches): what it is blocked in, its traffic so far */
+  | { t: 'sampled'; ops: BlockedOp[]; traffic: RankTraffic }
+  /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64; or '' and the value itself in `j` when JSON carries it exactly */
+  | { t: 'pool'; b: string; j?: unknown };
+
+/** A rank's traffic so far (every message, collectives included). */
+export interface RankTraffic {
+  messagesSent: number;
+  bytesSent: number;
+  messagesReceived: number;
+  bytesReceived: number;
+}
 
 /** What a rank did, for `tsmpirun --report`. */
 export interface RankStats {
@@ -52,9 +65,13 @@ export type LauncherToRank =
   | { t: 'table'; addresses: (string | null)[]; crowded?: boolean }
   | { t: 'gone'; rank: number }
   | { t: 'dump' }
+  /** --monitor: say what you are blocked in and your counters (answered with `sampled`) */
+  | { t: 'sample' }
   /** the script is ready: import it (ranks start while the launcher compiles) */
   | { t: 'run' }
-  | { t: 'refused'; code: string; message: string };
+  | { t: 'refused'; code: string; message: string }
+  /** the task pool's message to one of its workers (tsmpi/pool): as from a worker */
+  | { t: 'pool'; b: string; j?: unknown };
 
 const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   hello: { v: 'number', rank: 'number', pid: 'number', secret: 'string' },
@@ -65,14 +82,18 @@ const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   progress: { done: 'number', total: 'number' },
   blocked: { ops: 'array', queued: 'array' },
   stats: { stats: 'object' },
+  sampled: { ops: 'array', traffic: 'object' },
+  pool: { b: 'string' },
 };
 
 const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
   table: { addresses: 'array' },
   gone: { rank: 'number' },
   dump: {},
+  sample: {},
   run: {},
   refused: { code: 'string', message: 'string' },
+  pool: { b: 'string' },
 };
 
 function check<T>(value: unknown, table: Record<string, Record<string, string>>, who: string): T {
@@ -115,7 +136,15 @@ export type DaemonToLauncher =
   | { t: 'started'; pids: number[]; listenHost: string }
   | { t: 'rank'; rank: number; m: RankToLauncher }
   | { t: 'exit'; rank: number; code: number | null; signal: string | null }
-  | { t: 'pong' };
+  | { t: 'pong' }
+  /**
+   * An agent started by ssh or srun says hello (it has no challenge: ssh
+   * authenticated the launcher, a Slurm node proves the job's token).
+   * `listenHost`: where its ranks listen; `peerHost`: the launcher's address as
+   * this host sees it (ssh), or ''; `node`: the Slurm node name; `token`: the
+   * job's call-back token (Slurm only, over TLS to the pinned launcher).
+   */
+  | { t: 'agent'; v: number; host: string; platform: string; slots: number; listenHost: string; peerHost: string; node?: string; token?: string };
 
 export type LauncherToDaemon =
   | { t: 'auth'; key: string; sig: string; staging: string }
@@ -139,7 +168,9 @@ export type LauncherToDaemon =
   | { t: 'start' }
   | { t: 'ctl'; rank: number; m: LauncherToRank }
   | { t: 'kill'; signal: string }
-  | { t: 'ping' };
+  | { t: 'ping' }
+  /** to an agent after its hello: the key staged chunks are sealed with */
+  | { t: 'open'; fileKey: string };
 
 const DAEMON_FIELDS: Record<DaemonToLauncher['t'], Record<string, string>> = {
   challenge: { v: 'number', nonce: 'string', host: 'string', platform: 'string', slots: 'number', staging: 'string' },
@@ -149,6 +180,7 @@ const DAEMON_FIELDS: Record<DaemonToLauncher['t'], Record<string, string>> = {
   rank: { rank: 'number', m: 'object' },
   exit: { rank: 'number' },
   pong: {},
+  agent: { v: 'number', host: 'string', platform: 'string', slots: 'number', listenHost: 'string', peerHost: 'string' },
 };
 
 const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = {
@@ -170,6 +202,7 @@ const TO_DAEMON_FIELDS: Record<LauncherToDaemon['t'], Record<string, string>> = 
   ctl: { rank: 'number', m: 'object' },
   kill: { signal: 'string' },
   ping: {},
+  open: { fileKey: 'string' },
 };
 
 export function parseDaemonMessage(value: unknown): DaemonToLauncher {

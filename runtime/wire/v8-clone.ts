@@ -43,11 +43,12 @@ const BUFFER = 10;
 /** tags from here on: this module's format */
 const OWN = 64;
 
+/** type name (as `Object.prototype.toString` says it, so subclasses and other realms count) → index */
+const INDEX = new Map(VIEWS.map((c, i) => [c.name, i] as const).filter(([, i]) => i !== BUFFER));
+
 function indexOf(view: AnyView): number {
   if (Buffer.isBuffer(view)) return BUFFER;
-  const tag = Object.prototype.toString.call(view);
-  for (let i = 0; i < VIEWS.length; i++) if (i !== BUFFER && tag === `[object ${VIEWS[i]!.name}]`) return i;
-  return -1;
+  return INDEX.get(Object.prototype.toString.call(view).slice(8, -1)) ?? -1;
 }
 
 class CloneSerializer extends Serializer {
