@@ -261,9 +261,11 @@ function parseBench(stdout, prefix) {
   return n;
 }
 
-async function benchTsmpi(mode, params) {
-  const r = await run(process.execPath, [TSMPIRUN, '-n', '2', join(BENCH, 'tsmpi-rank.mjs'), mode, JSON.stringify(params)]);
-  if (r.code !== 0 || parseBench(r.stdout, 'tsmpi') === 0) errors.push(describeFailure(`tsmpi ${mode}`, r));
+/** `local`: 'processes' (results under `tsmpi`) or 'threads' (under `threads`); MODE stream-into adds `-into`. */
+async function benchTsmpi(mode, params, local = 'processes') {
+  const prefix = (local === 'threads' ? 'threads' : 'tsmpi') + (mode === 'stream-into' ? '-into' : '');
+  const r = await run(process.execPath, [TSMPIRUN, `--${local}`, '-n', '2', join(BENCH, 'tsmpi-rank.mjs'), mode, JSON.stringify(params)]);
+  if (r.code !== 0 || parseBench(r.stdout, prefix) === 0) errors.push(describeFailure(`tsmpi --${local} ${mode}`, r));
 }
 async function benchFloor(mode, params) {
   const r = await run(process.execPath, [join(BENCH, 'floor.mjs'), 'main', mode, JSON.stringify(params)]);
@@ -274,11 +276,11 @@ async function benchMpi4py(mode, params) {
   if (r.code !== 0 || parseBench(r.stdout, 'mpi4py') === 0) errors.push(describeFailure(`mpi4py ${mode}`, r));
 }
 
-async function helloTsmpi(record) {
-  const r = await run(process.execPath, [TSMPIRUN, '-n', '8', 'examples/hello.ts']);
+async function helloTsmpi(record, local = 'processes') {
+  const r = await run(process.execPath, [TSMPIRUN, `--${local}`, '-n', '8', 'examples/hello.ts']);
   const hellos = (r.stdout.match(/^Hello from rank \d+ of 8/gm) ?? []).length;
-  if (r.code !== 0 || hellos !== 8) errors.push(describeFailure(`tsmpirun -n 8 examples/hello.ts (${hellos}/8 hellos)`, r));
-  else if (record) add('tsmpi:hello', [r.ms]);
+  if (r.code !== 0 || hellos !== 8) errors.push(describeFailure(`tsmpirun --${local} -n 8 examples/hello.ts (${hellos}/8 hellos)`, r));
+  else if (record) add(local === 'threads' ? 'threads:hello' : 'tsmpi:hello', [r.ms]);
 }
 async function helloMpirun(record) {
   const r = await run('mpirun', ['--oversubscribe', '-n', '8', PY, '-c', 'from mpi4py import MPI; MPI.COMM_WORLD.Barrier()'], { env: MPI_ENV });
@@ -290,9 +292,10 @@ async function helloMpirun(record) {
 function collParams() {
   return { ops: COLL_OPS, warm: CFG.coll.warm, reps: CFG.coll.reps, pin: 'none' };
 }
-async function collTsmpi(n) {
-  const r = await run(process.execPath, [TSMPIRUN, '-n', String(n), join(BENCH, 'coll-rank.mjs'), JSON.stringify(collParams())]);
-  if (r.code !== 0 || parseBench(r.stdout, 'tsmpi') !== COLL_OPS.length) errors.push(describeFailure(`tsmpi collectives -n ${n}`, r));
+async function collTsmpi(n, local = 'processes') {
+  const impl = local === 'threads' ? 'threads' : 'tsmpi';
+  const r = await run(process.execPath, [TSMPIRUN, `--${local}`, '-n', String(n), join(BENCH, 'coll-rank.mjs'), JSON.stringify({ ...collParams(), impl })]);
+  if (r.code !== 0 || parseBench(r.stdout, impl) !== COLL_OPS.length) errors.push(describeFailure(`tsmpi --${local} collectives -n ${n}`, r));
 }
 async function collMpi4py(n) {
   const r = await run('mpirun', ['--bind-to', 'none', ...mpirunFlags(n), '-n', String(n), PY, join(BENCH, 'mpi4py_coll.py'), JSON.stringify(collParams())], { env: MPI_ENV });
@@ -643,6 +646,42 @@ function collTable(anchors) {
   return rows.join('\n');
 }
 
+/** Both local modes beside mpi4py, with issue 12's targets for thread mode. */
+function modesTable(anchors, p2p, coll) {
+  const rows = [];
+  rows.push('| measurement | --processes | --threads | mpi4py | processes/mpi4py | threads/mpi4py | target (threads) |');
+  rows.push('|---|---:|---:|---:|---:|---:|---|');
+  const row = (label, pk, tk, mk, op, limit, what) => {
+    const p = med(pk);
+    const t = med(tk);
+    const m = anchors ? med(mk) : null;
+    rows.push(`| ${label} | ${num(p)} | ${num(t)} | ${num(m)} | ${ratio(p, m)} | ${ratio(t, m)} | ${limit ? target(t, m, op, limit, what) : ''} |`);
+  };
+  if (p2p) {
+    row('ping-pong ½ RTT 8 B, n=2 (µs)', 'tsmpi:pingpong:8', 'threads:pingpong:8', 'pickle:pingpong:8', '≤', 1.0, 'mpi4py send/recv');
+    row('streaming 16 MiB, `recv` fresh arrays (MB/s)', 'tsmpi:stream', 'threads:stream', 'buffer:stream', '≥', 0.3, 'mpi4py buffer');
+    row('streaming 16 MiB, `recvInto` one reused array (MB/s)', 'tsmpi-into:stream', 'threads-into:stream', 'buffer:stream', '≥', 0.8, 'mpi4py buffer');
+    row('hello, 8 ranks, whole command (ms)', 'tsmpi:hello', 'threads:hello', 'mpirun:hello', '≤', 0.5, '`mpirun -n 8`');
+  }
+  if (coll) {
+    const ns = CFG.coll.ns;
+    const big = ns.at(-1);
+    for (const [op, label, limit, n] of [
+      ['barrier', 'barrier', 3, big],
+      ['bcast_obj', 'small bcast', 3, big],
+      ['allreduce_int', 'allreduce of a number', 3, big],
+      ['allreduce_1m', 'Allreduce 1M float64 (buffer)', 1.5, big],
+      ['bcast_8mib', 'Bcast 8 MiB (buffer)', 1.5, big],
+      ['barrier', 'barrier', 1.5, 2],
+      ['allreduce_int', 'allreduce of a number', 1.5, 2],
+    ]) {
+      if (!ns.includes(n)) continue;
+      row(`${label}, n=${n} (µs)`, `coll:tsmpi:${op}:${n}`, `coll:threads:${op}:${n}`, `coll:mpi4py:${op}:${n}`, '≤', limit, 'mpi4py');
+    }
+  }
+  return rows.join('\n');
+}
+
 function remoteTable() {
   const rows = [];
   rows.push('| measurement | tsmpi | anchor | tsmpi/anchor | target |');
@@ -794,6 +833,13 @@ async function main() {
     for (let round = 1; round <= CFG.rounds; round++) {
       log(`${mode} round ${round}/${CFG.rounds}: tsmpi`);
       await benchTsmpi(mode, params);
+      log(`${mode} round ${round}/${CFG.rounds}: tsmpi --threads`);
+      await benchTsmpi(mode, params, 'threads');
+      if (mode === 'stream') {
+        log(`stream into a reused array (recvInto) round ${round}/${CFG.rounds}: tsmpi, tsmpi --threads`);
+        await benchTsmpi('stream-into', params);
+        await benchTsmpi('stream-into', params, 'threads');
+      }
       log(`${mode} round ${round}/${CFG.rounds}: floor`);
       await benchFloor(mode, params);
       if (anchors) {
@@ -805,10 +851,12 @@ async function main() {
   if (only.has('p2p')) {
     log('hello: warm-up');
     await helloTsmpi(false);
+    await helloTsmpi(false, 'threads');
     if (anchors) await helloMpirun(false);
     for (let i = 1; i <= CFG.helloRuns; i++) {
       log(`hello run ${i}/${CFG.helloRuns}`);
       await helloTsmpi(true);
+      await helloTsmpi(true, 'threads');
       if (anchors) await helloMpirun(true);
     }
   }
@@ -820,6 +868,8 @@ async function main() {
       for (const n of CFG.coll.ns) {
         log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: tsmpi`);
         await collTsmpi(n);
+        log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: tsmpi --threads`);
+        await collTsmpi(n, 'threads');
         if (anchors) {
           log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: mpi4py`);
           await collMpi4py(n);
@@ -892,6 +942,12 @@ async function main() {
     lines.push(
       `Collectives: every rank awaits a barrier before each call and times its own call; a cell is the median over ${CFG.coll.rounds}×${CFG.coll.reps.small} calls (large: ${CFG.coll.rounds}×${CFG.coll.reps.large}, after ${CFG.coll.warm.small}/${CFG.coll.warm.large} warm-up calls per run) of the slowest rank's time, the same for both. mpi4py: pickle path for objects and ints (bcast/scatter/gather/reduce/allreduce), buffer path for "(buffer)" rows (Bcast/Reduce/Allreduce of numpy float64). Unpinned on both sides (no taskset; \`mpirun --bind-to none${CFG.coll.ns.some((n) => n > cores) ? ' --oversubscribe' : ''}\`); n > ${cores} is oversubscribed.`,
     );
+  }
+  if (only.has('p2p') || only.has('coll')) {
+    lines.push('');
+    lines.push(modesTable(anchors, only.has('p2p'), only.has('coll')));
+    lines.push('');
+    lines.push('Local modes: `tsmpirun --processes` (ranks are processes, Unix sockets between them) and `--threads` (worker threads of one process, shared-memory rings between them), measured in the same run as mpi4py. Thread ranks run unpinned (taskset cannot pin a worker thread from inside it).');
   }
   if (only.has('remote')) {
     lines.push('');

@@ -51,9 +51,22 @@ let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', () => {
+  const killAll = () => {
     for (const p of live) p.killNow();
-  });
+  };
+  process.on('exit', killAll);
+  // A signal that would end the script ends its workers first (and removes the
+  // pool's folder); alone with it, the signal then does what it would have done.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const on = () => {
+      killAll();
+      if (process.listenerCount(signal) === 1) {
+        process.off(signal, on);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, on);
+  }
 }
 
 /**

@@ -13,6 +13,8 @@ import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
 import { isLocalHost, type Placement } from '../hostlist/hosts.js';
 import { LocalHost } from '../hosts/local-host.js';
+import { ThreadHost } from '../hosts/thread-host.js';
+import type { LocalMode } from '../cli/args.js';
 import { LineForwarder } from './output.js';
 import { describeRank, summaryTable, type RankState } from './job-report.js';
 import { sweepStaleJobFolders } from './job-folder.js';
@@ -54,6 +56,8 @@ export interface JobSpec {
   report?: boolean;
   /** end a job whose ranks are all blocked with nothing in flight for this many seconds */
   detectDeadlock?: number | null;
+  /** how ranks on this machine run (default: processes) */
+  localMode?: LocalMode;
   /** --oversubscribe was given (remote hosts then accept more ranks than slots) */
   oversubscribe?: boolean;
   /** --monitor: serve the live page there */
@@ -290,7 +294,8 @@ export class Job {
     if (this.ending) return this.exitCode();
     let localHost: LocalHost | null = null;
     if (local) {
-      const h = (localHost = new LocalHost({
+      const Host = spec.localMode === 'threads' ? ThreadHost : LocalHost;
+      const h = (localHost = new Host({
         name: local.host.name,
         ranks: local.ranks,
         size: this.size,
