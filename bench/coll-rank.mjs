@@ -9,6 +9,7 @@
 // Results are checked once, after the warm-up, so a broken path is not timed.
 //
 // Params: { ops: string[], warm: { small, large }, reps: { small, large }, pin }
+import { isMainThread } from 'node:worker_threads';
 import { init, SUM } from 'tsmpi';
 import { emitLine, pin } from './kernels.mjs';
 import { profiled } from './profile.mjs';
@@ -16,7 +17,7 @@ import { profiled } from './profile.mjs';
 const comm = await init();
 const { rank, size: n } = comm;
 const p = JSON.parse(process.argv[2]);
-pin(rank, p.pin);
+if (isMainThread) pin(rank, p.pin);
 
 const now = () => Number(process.hrtime.bigint()) / 1e3; // µs
 const BIG = (8 * 1024 * 1024) / 8; // 8 MiB of float64
@@ -78,7 +79,7 @@ await profiled(`tsmpi-coll-n${n}`, rank, async () => {
     const all = await comm.gather(times, 0);
     if (rank === 0) {
       const samples = Array.from(times, (_, i) => Math.max(...all.map((t) => t[i])));
-      emitLine({ kind: 'coll', impl: 'tsmpi', op: name, n, samples, root: Array.from(times) });
+      emitLine({ kind: 'coll', impl: p.impl ?? 'tsmpi', op: name, n, samples, root: Array.from(times) });
     }
   }
 });

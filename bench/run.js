@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor,pool]
 //
-// Prints five markdown tables on stdout (progress goes to stderr): point to
+// Prints seven markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
-// addresses), the value codec's fast paths, start-up over ssh and Slurm. Every child process runs in its own process group and is killed
+// addresses), the value codec's fast paths, start-up over ssh and Slurm, --monitor's
+// cost, the task pool against Python's and Node's pools (bench/pool-section.mjs). Every child process runs in its own process group and is killed
 // (the whole group) when it outlives its time bound, so nothing hangs.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -13,6 +14,8 @@ import { randomFillSync } from 'node:crypto';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { attachMonitor } from './monitor-client.mjs';
+import { poolSection, poolTable } from './pool-section.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -23,8 +26,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch]\n';
-const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch'];
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor,pool]\n';
+const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch', 'monitor', 'pool'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
@@ -138,7 +141,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 process.on('exit', cleanUp);
 
 /** Run a command with a time bound; resolves { code, signal, stdout, stderr, ms, timedOut }. */
-function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT } = {}) {
+function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT, onStderr = null } = {}) {
   return new Promise((resolve) => {
     if (stopping) return resolve({ code: null, signal: 'SIGTERM', stdout: '', stderr: 'the bench is stopping', ms: 0, timedOut: false });
     const t0 = process.hrtime.bigint();
@@ -148,7 +151,10 @@ function run(cmd, args, { timeoutMs = CHILD_TIMEOUT_MS, env = {}, cwd = ROOT } =
     let stderr = '';
     let timedOut = false;
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr);
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       killGroup(child, 'SIGTERM');
@@ -255,9 +261,11 @@ function parseBench(stdout, prefix) {
   return n;
 }
 
-async function benchTsmpi(mode, params) {
-  const r = await run(process.execPath, [TSMPIRUN, '-n', '2', join(BENCH, 'tsmpi-rank.mjs'), mode, JSON.stringify(params)]);
-  if (r.code !== 0 || parseBench(r.stdout, 'tsmpi') === 0) errors.push(describeFailure(`tsmpi ${mode}`, r));
+/** `local`: 'processes' (results under `tsmpi`) or 'threads' (under `threads`); MODE stream-into adds `-into`. */
+async function benchTsmpi(mode, params, local = 'processes') {
+  const prefix = (local === 'threads' ? 'threads' : 'tsmpi') + (mode === 'stream-into' ? '-into' : '');
+  const r = await run(process.execPath, [TSMPIRUN, `--${local}`, '-n', '2', join(BENCH, 'tsmpi-rank.mjs'), mode, JSON.stringify(params)]);
+  if (r.code !== 0 || parseBench(r.stdout, prefix) === 0) errors.push(describeFailure(`tsmpi --${local} ${mode}`, r));
 }
 async function benchFloor(mode, params) {
   const r = await run(process.execPath, [join(BENCH, 'floor.mjs'), 'main', mode, JSON.stringify(params)]);
@@ -268,11 +276,11 @@ async function benchMpi4py(mode, params) {
   if (r.code !== 0 || parseBench(r.stdout, 'mpi4py') === 0) errors.push(describeFailure(`mpi4py ${mode}`, r));
 }
 
-async function helloTsmpi(record) {
-  const r = await run(process.execPath, [TSMPIRUN, '-n', '8', 'examples/hello.ts']);
+async function helloTsmpi(record, local = 'processes') {
+  const r = await run(process.execPath, [TSMPIRUN, `--${local}`, '-n', '8', 'examples/hello.ts']);
   const hellos = (r.stdout.match(/^Hello from rank \d+ of 8/gm) ?? []).length;
-  if (r.code !== 0 || hellos !== 8) errors.push(describeFailure(`tsmpirun -n 8 examples/hello.ts (${hellos}/8 hellos)`, r));
-  else if (record) add('tsmpi:hello', [r.ms]);
+  if (r.code !== 0 || hellos !== 8) errors.push(describeFailure(`tsmpirun --${local} -n 8 examples/hello.ts (${hellos}/8 hellos)`, r));
+  else if (record) add(local === 'threads' ? 'threads:hello' : 'tsmpi:hello', [r.ms]);
 }
 async function helloMpirun(record) {
   const r = await run('mpirun', ['--oversubscribe', '-n', '8', PY, '-c', 'from mpi4py import MPI; MPI.COMM_WORLD.Barrier()'], { env: MPI_ENV });
@@ -284,9 +292,10 @@ async function helloMpirun(record) {
 function collParams() {
   return { ops: COLL_OPS, warm: CFG.coll.warm, reps: CFG.coll.reps, pin: 'none' };
 }
-async function collTsmpi(n) {
-  const r = await run(process.execPath, [TSMPIRUN, '-n', String(n), join(BENCH, 'coll-rank.mjs'), JSON.stringify(collParams())]);
-  if (r.code !== 0 || parseBench(r.stdout, 'tsmpi') !== COLL_OPS.length) errors.push(describeFailure(`tsmpi collectives -n ${n}`, r));
+async function collTsmpi(n, local = 'processes') {
+  const impl = local === 'threads' ? 'threads' : 'tsmpi';
+  const r = await run(process.execPath, [TSMPIRUN, `--${local}`, '-n', String(n), join(BENCH, 'coll-rank.mjs'), JSON.stringify({ ...collParams(), impl })]);
+  if (r.code !== 0 || parseBench(r.stdout, impl) !== COLL_OPS.length) errors.push(describeFailure(`tsmpi --${local} collectives -n ${n}`, r));
 }
 async function collMpi4py(n) {
   const r = await run('mpirun', ['--bind-to', 'none', ...mpirunFlags(n), '-n', String(n), PY, join(BENCH, 'mpi4py_coll.py'), JSON.stringify(collParams())], { env: MPI_ENV });
@@ -472,6 +481,59 @@ function remotePairParams(mode) {
   return params;
 }
 
+// ---------------------------------------------------------------- --monitor's cost
+// The same ping-pong and collectives without --monitor, with it and no page
+// attached, and with a page's event stream attached (monitor-client.mjs reads
+// and parses every update), interleaved round by round.
+const MONITOR_VARIANTS = ['off', 'idle', 'attached'];
+const MONITOR_SIZES = [8, 64 * KiB];
+const MONITOR_OPS = ['barrier', 'allreduce_int', 'bcast_obj'];
+const MONITOR_N = 4;
+async function monitorRun(variant, script, args, what) {
+  const extra = variant === 'off' ? [] : ['--monitor', '127.0.0.1:0'];
+  let client = null;
+  const onStderr = (text) => {
+    const m = variant === 'attached' && !client && /monitor at (http:\/\/\S+)/.exec(text);
+    if (m) client = attachMonitor(m[1]);
+  };
+  const r = await run(process.execPath, [TSMPIRUN, ...extra, ...args.slice(0, 2), join(BENCH, script), ...args.slice(2)], { onStderr });
+  client?.close();
+  if (variant === 'attached' && !(client?.events > 1)) errors.push(`${what} with a page attached: the page got ${client?.events ?? 0} updates`);
+  let n = 0;
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('BENCH ')) continue;
+    const o = JSON.parse(line.slice(6));
+    add(o.kind === 'coll' ? `mon-${variant}:coll:${o.op}` : `mon-${variant}:pingpong:${o.size}`, o.samples);
+    n++;
+  }
+  if (r.code !== 0 || n === 0) errors.push(describeFailure(`${what} (${variant})`, r));
+}
+async function benchMonitor() {
+  const pp = { ...CFG.pingpong, sizes: MONITOR_SIZES, pin: PIN.pingpong };
+  const coll = { ...collParams(), ops: MONITOR_OPS };
+  for (let round = 1; round <= CFG.rounds; round++) {
+    for (const v of MONITOR_VARIANTS) {
+      log(`monitor round ${round}/${CFG.rounds}: ping-pong, ${v}`);
+      await monitorRun(v, 'tsmpi-rank.mjs', ['-n', '2', 'pingpong', JSON.stringify(pp)], 'ping-pong');
+      log(`monitor round ${round}/${CFG.rounds}: collectives n=${MONITOR_N}, ${v}`);
+      await monitorRun(v, 'coll-rank.mjs', ['-n', String(MONITOR_N), JSON.stringify(coll)], `collectives n=${MONITOR_N}`);
+    }
+  }
+}
+function monitorTable() {
+  const rows = [
+    '| with `--monitor` | without (µs) | no page attached (µs) | ratio | page attached (µs) | ratio | target (attached) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const row = (label, key) => {
+    const [off, idle, att] = MONITOR_VARIANTS.map((v) => med(`mon-${v}:${key}`));
+    rows.push(`| ${label} | ${num(off)} | ${num(idle)} | ${ratio(idle, off)} | ${num(att)} | ${ratio(att, off)} | ${target(att, off, '≤', 1.05, 'without')} |`);
+  };
+  for (const size of MONITOR_SIZES) row(`ping-pong ½ RTT ${sizeName(size)}`, `pingpong:${size}`);
+  for (const op of MONITOR_OPS) row(`${op}, n=${MONITOR_N} (per call, max over ranks)`, `coll:${op}`);
+  return rows.join('\n');
+}
+
 // ---------------------------------------------------------------- formatting
 function median(xs) {
   if (!xs || xs.length === 0) return null;
@@ -580,6 +642,42 @@ function collTable(anchors) {
     const what = kind === 'large' ? 'mpi4py buffer' : 'mpi4py';
     const tgt = kind === 'small' ? target(...last, '≤', 3, what) : kind === 'large' ? target(...last, '≤', 1.5, what) : '';
     rows.push(`| ${label}${kind !== 'small' ? ' (buffer)' : ''} | ${cells.join(' | ')} | ${tgt} |`);
+  }
+  return rows.join('\n');
+}
+
+/** Both local modes beside mpi4py, with issue 12's targets for thread mode. */
+function modesTable(anchors, p2p, coll) {
+  const rows = [];
+  rows.push('| measurement | --processes | --threads | mpi4py | processes/mpi4py | threads/mpi4py | target (threads) |');
+  rows.push('|---|---:|---:|---:|---:|---:|---|');
+  const row = (label, pk, tk, mk, op, limit, what) => {
+    const p = med(pk);
+    const t = med(tk);
+    const m = anchors ? med(mk) : null;
+    rows.push(`| ${label} | ${num(p)} | ${num(t)} | ${num(m)} | ${ratio(p, m)} | ${ratio(t, m)} | ${limit ? target(t, m, op, limit, what) : ''} |`);
+  };
+  if (p2p) {
+    row('ping-pong ½ RTT 8 B, n=2 (µs)', 'tsmpi:pingpong:8', 'threads:pingpong:8', 'pickle:pingpong:8', '≤', 1.0, 'mpi4py send/recv');
+    row('streaming 16 MiB, `recv` fresh arrays (MB/s)', 'tsmpi:stream', 'threads:stream', 'buffer:stream', '≥', 0.3, 'mpi4py buffer');
+    row('streaming 16 MiB, `recvInto` one reused array (MB/s)', 'tsmpi-into:stream', 'threads-into:stream', 'buffer:stream', '≥', 0.8, 'mpi4py buffer');
+    row('hello, 8 ranks, whole command (ms)', 'tsmpi:hello', 'threads:hello', 'mpirun:hello', '≤', 0.5, '`mpirun -n 8`');
+  }
+  if (coll) {
+    const ns = CFG.coll.ns;
+    const big = ns.at(-1);
+    for (const [op, label, limit, n] of [
+      ['barrier', 'barrier', 3, big],
+      ['bcast_obj', 'small bcast', 3, big],
+      ['allreduce_int', 'allreduce of a number', 3, big],
+      ['allreduce_1m', 'Allreduce 1M float64 (buffer)', 1.5, big],
+      ['bcast_8mib', 'Bcast 8 MiB (buffer)', 1.5, big],
+      ['barrier', 'barrier', 1.5, 2],
+      ['allreduce_int', 'allreduce of a number', 1.5, 2],
+    ]) {
+      if (!ns.includes(n)) continue;
+      row(`${label}, n=${n} (µs)`, `coll:tsmpi:${op}:${n}`, `coll:threads:${op}:${n}`, `coll:mpi4py:${op}:${n}`, '≤', limit, 'mpi4py');
+    }
   }
   return rows.join('\n');
 }
@@ -724,7 +822,8 @@ async function main() {
   if ((PIN.pingpong !== 'none' || PIN.stream !== 'none') && !which('taskset')) {
     notes.push('taskset not found: Node ranks ran unpinned');
   }
-  const anchors = await setUpAnchors();
+  // mpi4py anchors: only the sections that compare with it.
+  const anchors = only.has('p2p') || only.has('coll') || only.has('remote') || only.has('launch') ? await setUpAnchors() : false;
   log(`anchors: ${anchors ? anchorVersion : 'n/a'}; mode: ${quick ? 'quick' : 'full'}; sections: ${[...only].join(', ')}`);
 
   // Implementations are interleaved round by round so that drift of this noisy
@@ -734,6 +833,13 @@ async function main() {
     for (let round = 1; round <= CFG.rounds; round++) {
       log(`${mode} round ${round}/${CFG.rounds}: tsmpi`);
       await benchTsmpi(mode, params);
+      log(`${mode} round ${round}/${CFG.rounds}: tsmpi --threads`);
+      await benchTsmpi(mode, params, 'threads');
+      if (mode === 'stream') {
+        log(`stream into a reused array (recvInto) round ${round}/${CFG.rounds}: tsmpi, tsmpi --threads`);
+        await benchTsmpi('stream-into', params);
+        await benchTsmpi('stream-into', params, 'threads');
+      }
       log(`${mode} round ${round}/${CFG.rounds}: floor`);
       await benchFloor(mode, params);
       if (anchors) {
@@ -745,10 +851,12 @@ async function main() {
   if (only.has('p2p')) {
     log('hello: warm-up');
     await helloTsmpi(false);
+    await helloTsmpi(false, 'threads');
     if (anchors) await helloMpirun(false);
     for (let i = 1; i <= CFG.helloRuns; i++) {
       log(`hello run ${i}/${CFG.helloRuns}`);
       await helloTsmpi(true);
+      await helloTsmpi(true, 'threads');
       if (anchors) await helloMpirun(true);
     }
   }
@@ -760,6 +868,8 @@ async function main() {
       for (const n of CFG.coll.ns) {
         log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: tsmpi`);
         await collTsmpi(n);
+        log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: tsmpi --threads`);
+        await collTsmpi(n, 'threads');
         if (anchors) {
           log(`collectives round ${round}/${CFG.coll.rounds}, n=${n}: mpi4py`);
           await collMpi4py(n);
@@ -803,6 +913,16 @@ async function main() {
 
   if (only.has('launch')) await benchLaunch(anchors);
   const tLaunch = Date.now();
+  if (only.has('monitor')) await benchMonitor();
+  const tMonitor = Date.now();
+
+  let pool = null;
+  if (only.has('pool') && !stopping) {
+    pool = await poolSection({ run, withAnchors, quick, log, PY });
+    notes.push(...pool.notes);
+    errors.push(...pool.errors);
+  }
+  const tPool = Date.now();
 
   for (const [k, v] of results) log(`${k}: median ${num(median(v))} of [${v.map(num).join(', ')}]`);
 
@@ -822,6 +942,12 @@ async function main() {
     lines.push(
       `Collectives: every rank awaits a barrier before each call and times its own call; a cell is the median over ${CFG.coll.rounds}×${CFG.coll.reps.small} calls (large: ${CFG.coll.rounds}×${CFG.coll.reps.large}, after ${CFG.coll.warm.small}/${CFG.coll.warm.large} warm-up calls per run) of the slowest rank's time, the same for both. mpi4py: pickle path for objects and ints (bcast/scatter/gather/reduce/allreduce), buffer path for "(buffer)" rows (Bcast/Reduce/Allreduce of numpy float64). Unpinned on both sides (no taskset; \`mpirun --bind-to none${CFG.coll.ns.some((n) => n > cores) ? ' --oversubscribe' : ''}\`); n > ${cores} is oversubscribed.`,
     );
+  }
+  if (only.has('p2p') || only.has('coll')) {
+    lines.push('');
+    lines.push(modesTable(anchors, only.has('p2p'), only.has('coll')));
+    lines.push('');
+    lines.push('Local modes: `tsmpirun --processes` (ranks are processes, Unix sockets between them) and `--threads` (worker threads of one process, shared-memory rings between them), measured in the same run as mpi4py. Thread ranks run unpinned (taskset cannot pin a worker thread from inside it).');
   }
   if (only.has('remote')) {
     lines.push('');
@@ -847,8 +973,24 @@ async function main() {
       `Launch: wall time from spawning the launcher to its exit, median of ${CFG.launchRuns} runs after one warm-up each, interleaved. tsmpi runs examples/hello.ts (compile, agents, 8 ranks, one line each); Open MPI runs \`${PY} -c "…Barrier()"\` on 8 ranks. ssh: two real sshd (test/beds/sshd.ts) on 127.0.0.21–.22, the same client config for both (\`mpirun --mca plm_rsh_agent "ssh -F …"\`). Slurm: two slurmd nodes (test/beds/slurm.ts), 4 CPUs each, both inside their own \`salloc -N2 -n8\` (its cost is in both columns).`,
     );
   }
+  if (only.has('monitor')) {
+    lines.push('');
+    lines.push(monitorTable());
+    lines.push('');
+    lines.push(
+      `--monitor: the same tsmpi runs (ping-pong pinned ${PIN.pingpong}, collectives unpinned) without --monitor (the anchor), with \`--monitor 127.0.0.1:0\` and no page, and with a page's event stream attached (bench/monitor-client.mjs reads and parses every update; the launcher then asks every rank for a sample 4 times a second), interleaved over ${CFG.rounds} round${CFG.rounds === 1 ? '' : 's'}; medians.`,
+    );
+  }
+  if (pool) {
+    lines.push('');
+    lines.push(poolTable(pool));
+    lines.push('');
+    lines.push(
+      `Pool: \`bench/pool.mjs\` (tsmpi/pool, the serial loop, piscina, workerpool; one process) and \`bench/pool_anchors.py\` (${PY}: multiprocessing.Pool with fork, ProcessPoolExecutor, joblib's loky), one after the other. 2 workers everywhere, pools warmed before timing; trivial task \`x * 2\`, CPU-bound task a loop calibrated to ~50 ms in each language; piscina and workerpool get one \`run\`/\`exec\` per item. Remote rows: one tsmpid per host on loopback, TLS, one worker each, the pool's process as launcher. Medians of repetitions.`,
+    );
+  }
   lines.push('');
-  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s`);
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s, monitor ${((tMonitor - tLaunch) / 1000).toFixed(0)} s, pool ${((tPool - tMonitor) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
   lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
   // The point-to-point part keeps about 2 processes runnable; much more means someone

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
-import { parseArgs, USAGE, viaOf, type RunOptions } from './cli/args.js';
+import { localModeOf, parseArgs, USAGE, viaOf, type RunOptions } from './cli/args.js';
 import { mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hostlist/hosts.js';
 import { Job } from './job/job.js';
 import { DEFAULT_KEY_DIR, keygen } from './keys/keys.js';
@@ -46,7 +46,9 @@ async function run(o: RunOptions): Promise<number> {
     const value = v ?? process.env[k];
     if (value !== undefined) env[k] = value;
   }
+  const localMode = localModeOf(o.localMode);
   const job = new Job({
+    localMode,
     script: o.script,
     args: o.args,
     placement,
@@ -62,6 +64,7 @@ async function run(o: RunOptions): Promise<number> {
     report: o.report,
     detectDeadlock: o.detectDeadlock,
     oversubscribe: o.oversubscribe === true,
+    monitor: o.monitor,
     via,
     ssh: {
       command: o.sshCommand ?? DEFAULT_SSH.command,

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { HostSpec } from '../launcher/hostlist/hosts.js';
 import { LocalHost } from '../launcher/hosts/local-host.js';
 import type { HostEvents, RankHost } from '../launcher/hosts/rank-host.js';
@@ -31,9 +31,13 @@ export class PoolDir {
     // A pool process killed by SIGKILL cannot clean up: the next tsmpirun or pool does.
     writeFileSync(join(this.path, 'launcher.pid'), String(process.pid));
   }
-  /** A fresh sub-folder (one per local worker: its control socket). */
+  /**
+   * A fresh sub-folder (one per local worker: its control socket). Named after
+   * the pool's folder too: on Windows the socket is a named pipe named by the
+   * folder's base name, which must not collide with another pool's.
+   */
   sub(prefix: string): string {
-    const d = join(this.path, `${prefix}${this.n++}`);
+    const d = join(this.path, `${basename(this.path)}-${prefix}${this.n++}`);
     mkdirSync(d, { mode: 0o700 });
     return d;
   }

@@ -8,6 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
 import { ProgressBar } from '../launcher/job/progress.js';
+import { openMonitor } from '../launcher/monitor/index.js';
 import { ResultCache } from './cache.js';
 import type { Channel } from './channel.js';
 import { Engine, type FnHandle, type Unit } from './engine.js';
@@ -186,12 +187,13 @@ export class Pool {
   }
 
   #progress(doneDelta: number, totalDelta: number): void {
-    if (!this.#s.progress) return;
-    this.#bar ??= new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => process.stderr.write(t) });
     this.#barDone += doneDelta;
     this.#barTotal += totalDelta;
-    this.#bar.update(0, this.#barDone, this.#barTotal);
+    // the monitor's bar, with or without the one on stderr
     this.#engine?.observer?.progress('pool', this.#barDone, this.#barTotal);
+    if (!this.#s.progress) return;
+    this.#bar ??= new ProgressBar({ tty: !!process.stderr.isTTY, write: (t) => process.stderr.write(t) });
+    this.#bar.update(0, this.#barDone, this.#barTotal);
   }
 
   /** Run `fn(...args)` on a worker. */
@@ -596,23 +598,19 @@ export class Pool {
 }
 
 /**
- * The live page (`monitor`): launcher/monitor's startMonitor, found at run
- * time so the pool works in a build without it (then a note on stderr).
+ * The live page (`monitor`, launcher/monitor): its feed is the engine's
+ * observer from the start, so no worker or task is missed while it starts
+ * listening. A monitor that cannot listen is a note on stderr; the pool runs on.
  */
 async function startMonitor(where: string, engine: Engine): Promise<{ close(): Promise<void> } | null> {
-  type Mod = { startMonitor(w: string, o: { kind: 'pool'; title: string; prefix: string }): Promise<{ feed: Engine['observer']; close(): Promise<void> }> };
-  let mod: Mod;
+  const script = process.argv[1] ? basename(process.argv[1]) : 'a script';
+  const m = openMonitor(where, { kind: 'pool', title: `tsmpi pool — ${script}`, prefix: 'tsmpi pool' });
+  engine.observer = m.feed;
   try {
-    mod = (await import(new URL('../launcher/monitor/index.js', import.meta.url).href)) as Mod;
-  } catch {
-    process.stderr.write('tsmpi/pool: monitor: this build of tsmpi has no monitor; the pool runs without it\n');
-    return null;
-  }
-  try {
-    const m = await mod.startMonitor(where, { kind: 'pool', title: 'tsmpi pool', prefix: 'tsmpi pool' });
-    engine.observer = m.feed;
+    await m.listening;
     return m;
   } catch (e) {
+    if (engine.observer === m.feed) engine.observer = null;
     process.stderr.write(`tsmpi/pool: monitor: ${(e as Error).message}\n`);
     return null;
   }

@@ -100,6 +100,12 @@ export class Round {
     return valueOf(await this.recv(src));
   }
 
+  /** A barrier on shared counters, when every member is a thread rank of this process; else null. */
+  shmBarrier(): Promise<void> | null {
+    const shm = this.core.world.shm;
+    return shm ? shm.barrier(this.core.ctx >>> 1, this.tag, this.core.group) : null;
+  }
+
   /** Wait for every send of this call (so user memory may be reused). */
   async finish(): Promise<void> {
     await Promise.all(this.sends);
@@ -141,10 +147,14 @@ export function round(core: CommCore & { seq: number }): Round {
 // ---- algorithms ---------------------------------------------------------
 
 /**
- * Dissemination barrier: ⌈log2 p⌉ rounds, p·⌈log2 p⌉ messages. On a crowded host,
- * a binomial gather then bcast: 2⌈log2 p⌉ rounds but only 2(p−1) messages.
+ * Thread ranks of one process: shared counters (each rank marks its arrival; the
+ * last wakes the others). Otherwise a dissemination barrier: ⌈log2 p⌉ rounds,
+ * p·⌈log2 p⌉ messages; on a crowded host, a binomial gather then bcast: 2⌈log2 p⌉
+ * rounds but only 2(p−1) messages.
  */
 export async function barrier(r: Round): Promise<void> {
+  const shared = r.shmBarrier();
+  if (shared) return shared;
   const { rank, size: p } = r;
   const token = encodeValue(null);
   if (r.crowded) {
@@ -214,7 +224,21 @@ function binomial(r: Round, root: number): { parent: number; children: number[] 
  * header, then 1 MiB segments, and every rank passes each segment on as soon as
  * it arrives, so the tree's levels work at once instead of one after another.
  */
-export async function bcast(r: Round, data: unknown, root: number): Promise<unknown> {
+export function bcast(r: Round, data: unknown, root: number): Promise<unknown> {
+  return bcastTo(r, data, root, null);
+}
+
+/** bcast whose data lands in the caller's buffer on every rank but the root. */
+export async function bcastInto(r: Round, buf: ArrayBufferView, into: Uint8Array, root: number): Promise<void> {
+  await bcastTo(r, buf, root, into);
+}
+
+function tooLarge(into: Uint8Array, bytes: number): TsmpiError {
+  return new TsmpiError('ERR_ARG', `bcastInto: the root sent ${bytes} bytes, more than the ${into.byteLength} of this rank's buffer`);
+}
+
+/** `into`: non-root ranks copy the bytes there instead of decoding a value. */
+async function bcastTo(r: Round, data: unknown, root: number, into: Uint8Array | null): Promise<unknown> {
   const { parent, children } = binomial(r, root);
   if (r.rank === root) {
     const e = encodeOr(data);
@@ -236,10 +260,15 @@ export async function bcast(r: Round, data: unknown, root: number): Promise<unkn
   for (const c of children) r.forward(c, m);
   if (m.enc !== Encoding.SEGMENTED || m.flags & FrameFlag.ERROR) {
     await r.finish();
-    return unwrap(valueOf(m));
+    if (!into || m.flags & FrameFlag.ERROR) return unwrap(valueOf(m));
+    if (m.enc !== Encoding.RAW) throw new TsmpiError('ERR_ARG', 'bcastInto: the root sent a value that is not a typed array or buffer');
+    if (m.payload.length > into.byteLength) throw tooLarge(into, m.payload.length);
+    into.set(m.payload);
+    return undefined;
   }
   const { elem, length, segs } = JSON.parse(m.payload.toString('utf8')) as { elem: number; length: number; segs: number };
-  const out = Buffer.allocUnsafeSlow(length);
+  const fits = !into || length <= into.byteLength;
+  const out = into && fits ? into : Buffer.allocUnsafeSlow(length);
   let off = 0;
   for (let s = 0; s < segs; s++) {
     const seg = await r.recv(parent);
@@ -250,7 +279,11 @@ export async function bcast(r: Round, data: unknown, root: number): Promise<unkn
   }
   await r.finish();
   if (off !== length) throw new TsmpiError('ERR_PROTOCOL', 'a pipelined broadcast sent fewer bytes than announced');
-  return decodeValue(Encoding.RAW, elem, out);
+  if (into) {
+    if (!fits) throw tooLarge(into, length);
+    return undefined;
+  }
+  return decodeValue(Encoding.RAW, elem, out as Buffer);
 }
 
 export async function scatter(r: Round, values: unknown, root: number): Promise<unknown> {

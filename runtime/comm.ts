@@ -13,6 +13,7 @@ import type { World } from './world.js';
 import * as coll from './collectives.js';
 import { SUM, toOp, type OpLike } from './op.js';
 import { UNDEFINED } from './constants.js';
+import { bytesOf, land, refusal, type BufferLike } from './buffers.js';
 
 export interface SendrecvOptions {
   sendTag?: number;
@@ -123,6 +124,65 @@ export class Comm {
     if (source === PROC_NULL) return { source: PROC_NULL, tag: ANY_TAG, bytes: 0 };
     const m = this.core.world.engine.tryProbe(this.core.ctx, this.worldSource(source), tag);
     return m ? this.status(m) : undefined;
+  }
+
+  // ---- the buffer tier ------------------------------------------------
+
+  /**
+   * Receive into `buf` (a typed array, Buffer or DataView the caller owns and may
+   * reuse): `{ source, tag, bytes }`. A message larger than `buf`, or one that is
+   * not raw bytes, rejects with ERR_ARG and stays queued for a later receive.
+   */
+  recvInto(buf: BufferLike, source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Status> {
+    let into: Uint8Array;
+    try {
+      into = bytesOf('recvInto', 'buf', buf);
+      this.checkSource(source);
+      this.checkRecvTag(tag);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (source === PROC_NULL) return Promise.resolve({ source: PROC_NULL, tag: ANY_TAG, bytes: 0 });
+    const w = this.core.world;
+    const refuse = (m: Message) => refusal('recvInto', into, m, this.core.rankOf.get(m.src)!);
+    const p = w.engine.wait(this.core.ctx, this.worldSource(source), tag, this.core.group, false, { bytes: into, refuse });
+    return w.pending.track(`recvInto(source=${fmt(source)}, tag=${fmt(tag)}, bytes=${into.byteLength})`, this.id, p).then((m) => {
+      if (m.flags & FrameFlag.ERROR) decode(m);
+      return { source: this.core.rankOf.get(m.src)!, tag: m.tag, bytes: land(into, m.payload) };
+    });
+  }
+
+  /** The root's `buf` lands in every rank's `buf` (same size everywhere, as MPI_Bcast). */
+  bcastInto(buf: BufferLike, root = 0): Promise<void> {
+    let into: Uint8Array;
+    try {
+      into = bytesOf('bcastInto', 'buf', buf);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.collective(`bcastInto(root=${root}, bytes=${into.byteLength})`, (r) => coll.bcastInto(r, buf, into, root), root);
+  }
+
+  /**
+   * Element-wise reduction of every rank's `sendBuf` into `recvBuf` (typed arrays
+   * of one type and length; they may be the same array).
+   */
+  allreduceInto(sendBuf: BufferLike, recvBuf: BufferLike, op: OpLike = SUM): Promise<void> {
+    try {
+      const a = bytesOf('allreduceInto', 'sendBuf', sendBuf);
+      const b = bytesOf('allreduceInto', 'recvBuf', recvBuf);
+      if (sendBuf.constructor !== recvBuf.constructor || a.byteLength !== b.byteLength) {
+        throw new TsmpiError('ERR_ARG', `allreduceInto: sendBuf and recvBuf must be of one type and length (got ${sendBuf.constructor.name}(${a.byteLength} bytes) and ${recvBuf.constructor.name}(${b.byteLength} bytes))`);
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.withOp(op, (o) =>
+      this.collective(`allreduceInto(op=${o.name}, bytes=${recvBuf.byteLength})`, async (r) => {
+        const result = (await coll.allreduce(r, sendBuf, o)) as ArrayBufferView;
+        if (result !== recvBuf) land(bytesOf('allreduceInto', 'recvBuf', recvBuf), bytesOf('allreduceInto', 'result', result));
+      }),
+    );
   }
 
   // ---- collectives ---------------------------------------------------

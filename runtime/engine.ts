@@ -37,8 +37,23 @@ interface Waiter {
   /** world ranks that could send on this context (for ANY_SOURCE and lost peers) */
   members: readonly number[];
   probe: boolean;
+  /** a receive into a caller's buffer (recvInto) */
+  into: IntoBuffer | null;
   resolve(m: Message): void;
   reject(e: TsmpiError): void;
+}
+
+/** A receive into a caller's buffer: a message it refuses (too large) stays queued and the receive fails. */
+export interface IntoBuffer {
+  bytes: Uint8Array;
+  refuse(m: Message): TsmpiError | null;
+}
+
+/** A receive promised a message whose bytes are still arriving, straight into its buffer. */
+export interface Reservation {
+  readonly waiter: Waiter;
+  /** the message's payload: a view of the receive buffer */
+  readonly target: Buffer;
 }
 
 interface Queues {
@@ -49,7 +64,7 @@ interface Queues {
 /** Unexpected bytes from one sender before its link is paused. */
 export const FLOW_LIMIT = 64 * 1024 * 1024;
 
-function matches(w: { src: number; tag: number }, m: Message): boolean {
+function matches(w: { src: number; tag: number }, m: { src: number; tag: number }): boolean {
   return (w.src === ANY_SOURCE || w.src === m.src) && (w.tag === ANY_TAG || w.tag === m.tag);
 }
 
@@ -79,6 +94,12 @@ export class Engine {
       if (w.probe) {
         ws.splice(i--, 1);
         w.resolve(m);
+        continue;
+      }
+      const refused = w.into?.refuse(m);
+      if (refused) {
+        ws.splice(i--, 1);
+        w.reject(refused);
         continue;
       }
       ws.splice(i, 1);
@@ -118,6 +139,39 @@ export class Engine {
     return -1;
   }
 
+  /**
+   * A raw message of `length` bytes from `src` has begun to arrive. If the receive
+   * it will match is a recvInto with room (and no probe is waiting to see it
+   * first), that receive is taken off the queue now and the bytes can land in its
+   * buffer; `complete` delivers it there. Messages from one link arrive in order,
+   * so the receive it gets is the one `deliver` would have picked.
+   */
+  reserve(ctx: number, src: number, tag: number, length: number): Reservation | null {
+    const q = this.queues.get(ctx);
+    if (!q || q.unexpected.length) return null;
+    const ws = q.waiters;
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i]!;
+      if (!matches(w, { src, tag })) continue;
+      if (w.probe || !w.into || w.into.bytes.byteLength < length) return null;
+      ws.splice(i, 1);
+      const b = w.into.bytes;
+      return { waiter: w, target: Buffer.from(b.buffer, b.byteOffset, length) };
+    }
+    return null;
+  }
+
+  /** The reserved message is complete: its receive gets it. */
+  complete(r: Reservation, m: Message): void {
+    this.take(m, false);
+    r.waiter.resolve(m);
+  }
+
+  /** The reserved message will never complete (its link failed). */
+  abandon(r: Reservation, err: TsmpiError): void {
+    r.waiter.reject(err);
+  }
+
   /** Take a matching queued message now, or null. */
   tryRecv(ctx: number, src: number, tag: number): Message | null {
     const i = this.find(ctx, src, tag);
@@ -137,13 +191,27 @@ export class Engine {
    * Wait for a matching message (or only look at it, for `probe`).
    * Rejects with ERR_PEER_LOST when no member that could send it is left.
    */
-  wait(ctx: number, src: number, tag: number, members: readonly number[], probe: boolean): Promise<Message> {
-    const m = probe ? this.tryProbe(ctx, src, tag) : this.tryRecv(ctx, src, tag);
+  wait(
+    ctx: number,
+    src: number,
+    tag: number,
+    members: readonly number[],
+    probe: boolean,
+    into: IntoBuffer | null = null,
+  ): Promise<Message> {
+    let m: Message | null;
+    if (probe) m = this.tryProbe(ctx, src, tag);
+    else if (into) {
+      m = this.tryProbe(ctx, src, tag);
+      const refused = m && into.refuse(m);
+      if (refused) return Promise.reject(refused);
+      if (m) m = this.tryRecv(ctx, src, tag);
+    } else m = this.tryRecv(ctx, src, tag);
     if (m) return Promise.resolve(m);
     const lost = this.lostReason(src, members);
     if (lost) return Promise.reject(lost);
     return new Promise<Message>((resolve, reject) => {
-      this.q(ctx).waiters.push({ ctx, src, tag, members, probe, resolve, reject });
+      this.q(ctx).waiters.push({ ctx, src, tag, members, probe, into, resolve, reject });
       // The message we wait for may sit behind a paused link.
       if (this.paused.size) {
         for (const f of this.paused) f.resume();

@@ -4,9 +4,9 @@
  * out, frames to links. Knows nothing of communicators.
  */
 import { TsmpiError } from './errors.js';
-import type { Engine, FlowSource, Message } from './engine.js';
+import type { Engine, FlowSource, Message, Reservation } from './engine.js';
 import { encodeHeader, FrameDecoder, FrameFlag, FrameType, HEADER_SIZE, type FrameHeader } from './wire/frame.js';
-import { encodeJson, decodeJson, flatten, type Encoded } from './wire/codec.js';
+import { encodeJson, decodeJson, Encoding, flatten, type Encoded } from './wire/codec.js';
 import type { Link, Listener, Transport } from './transport/transport.js';
 import { pickAddress } from './transport/contact.js';
 import { feedFrames } from './transport/feed.js';
@@ -24,6 +24,8 @@ export interface FabricOptions {
   contacts: (string | null)[];
   /** the host this rank runs on, to choose local sockets for peers on it */
   hostId: string;
+  /** this rank's shared-memory mesh id (thread ranks), preferred for peers in it */
+  meshId?: string | null;
   secret: string;
   transport: Transport;
   listeners: Listener[];
@@ -47,6 +49,8 @@ class OutLink {
 class InLink implements FlowSource {
   rank = -1;
   unexpectedBytes = 0;
+  /** a recvInto whose message is arriving straight into its buffer */
+  reserved: Reservation | null = null;
   constructor(readonly link: Link) {}
   pause(): void {
     this.link.pause();
@@ -155,7 +159,7 @@ export class Fabric {
     let address: string;
     try {
       if (!contact) throw new TsmpiError('ERR_PEER_LOST', `rank ${dest} never joined the job`);
-      address = pickAddress(contact, this.o.hostId);
+      address = pickAddress(contact, this.o.hostId, this.o.meshId ?? null);
     } catch (e) {
       fail(e as TsmpiError);
       this.o.engine.peerGone(dest, (e as Error).message);
@@ -203,7 +207,9 @@ export class Fabric {
         }
         if (h.type !== FrameType.DATA) throw new TsmpiError('ERR_PROTOCOL', `unexpected frame type ${h.type} from rank ${inl.rank}`);
         if (h.src !== inl.rank) throw new TsmpiError('ERR_PROTOCOL', `rank ${inl.rank} sent a frame claiming source ${h.src}`);
-        const m: Message = { ctx: h.ctx, src: inl.rank, tag: h.tag, flags: h.flags, enc: h.enc, elem: h.elem, payload, onMatched: null, from: inl };
+        const reserved = inl.reserved;
+        inl.reserved = null;
+        const m: Message = { ctx: h.ctx, src: inl.rank, tag: h.tag, flags: h.flags, enc: h.enc, elem: h.elem, payload, onMatched: null, from: reserved ? null : inl };
         this.messagesReceived++;
         this.bytesReceived += payload.length;
         if (h.flags & FrameFlag.SYNC) {
@@ -213,12 +219,26 @@ export class Fabric {
             link.write(ack);
           };
         }
-        this.o.engine.deliver(m);
+        if (reserved) this.o.engine.complete(reserved, m);
+        else this.o.engine.deliver(m);
       },
-      { maxPayload: this.o.maxPayload },
+      {
+        maxPayload: this.o.maxPayload,
+        volatileInput: link.volatileChunks === true,
+        // A raw message a recvInto waits for lands in its buffer, not in one of its own.
+        payloadFor: (h) => {
+          if (inl.rank < 0 || h.type !== FrameType.DATA || h.enc !== Encoding.RAW || h.flags & FrameFlag.ERROR || h.src !== inl.rank) return null;
+          inl.reserved = this.o.engine.reserve(h.ctx, inl.rank, h.tag, h.length);
+          return inl.reserved?.target ?? null;
+        },
+      },
     );
     feedFrames(link, decoder);
     link.onClose((err) => {
+      if (inl.reserved) {
+        this.o.engine.abandon(inl.reserved, new TsmpiError('ERR_PEER_LOST', `rank ${inl.rank} ended in the middle of a message to this rank`));
+        inl.reserved = null;
+      }
       if (inl.rank < 0) return;
       this.incoming.get(inl.rank)?.delete(inl);
       const why = err ? `its link failed: ${err.message}` : 'its process ended';

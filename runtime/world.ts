@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { makeSocketTransport, socketTransport, type TlsCredential } from './transport/socket.js';
 import { formatContact } from './transport/contact.js';
 import type { Listener } from './transport/transport.js';
+import { SHM_WORKER_DATA, type ShmMeshData } from './transport/shm-mesh.js';
+import { ShmTransport, withShm } from './transport/shm.js';
 
 /** Environment a launched rank reads. */
 export const ENV = {
@@ -41,6 +43,8 @@ export class World {
   nextCtx = 2;
   /** more ranks on this host than it has cores */
   crowded = false;
+  /** the shared memory of this process's thread ranks (`--threads`), for collectives on it */
+  shm: ShmTransport | null = null;
 
   constructor(
     readonly rank: number,
@@ -184,10 +188,13 @@ async function makeWorld(): Promise<World> {
     return new World(0, 1, hostname(), fabric, engine, null);
   }
   const credential = await readCredential();
-  const transport = makeSocketTransport(credential);
+  const shm = await shmTransport();
+  const sockets = makeSocketTransport(credential);
+  const transport = shm ? withShm(shm, sockets) : sockets;
   const listeners: Listener[] = [await transport.listen(l.listen)];
   const tlsAt = process.env[ENV.listenTls];
   if (tlsAt) listeners.push(await transport.listen(tlsAt));
+  if (shm) listeners.push(await shm.listen(shm.address));
   const hostId = process.env[ENV.hostId] ?? 'localhost';
   const contact = formatContact(hostId, listeners.map((x) => x.address));
   const engine = new Engine(l.rank);
@@ -216,6 +223,7 @@ async function makeWorld(): Promise<World> {
     self: l.rank,
     contacts: table,
     hostId,
+    meshId: shm?.id ?? null,
     secret: l.secret,
     transport,
     listeners,
@@ -224,6 +232,7 @@ async function makeWorld(): Promise<World> {
     connectTimeoutMs: 30_000,
   });
   const w = new World(l.rank, l.size, l.host, fabric, engine, l.control);
+  w.shm = shm;
   currentFabric = fabric;
   // The launcher decides for the whole job, so every rank picks the same
   // algorithms; TSMPI_CROWDED=0|1 overrides it (tests run both families).
@@ -240,9 +249,21 @@ async function makeWorld(): Promise<World> {
       // Context ids → communicator ids: even contexts are user traffic, odd ones collectives.
       const queued = engine.queued().map((q) => ({ ...q, comm: q.comm >>> 1, collective: (q.comm & 1) === 1 }));
       l.control.send({ t: 'blocked', ops: w.pending.snapshot(), queued, sent: fabric.messagesSent, received: fabric.messagesReceived });
+    } else if (m.t === 'sample') {
+      const f = fabric;
+      const traffic = { messagesSent: f.messagesSent, bytesSent: f.bytesSent, messagesReceived: f.messagesReceived, bytesReceived: f.bytesReceived };
+      l.control.send({ t: 'sampled', ops: w.pending.snapshot(), traffic });
     }
   });
   return w;
+}
+
+/** A thread rank (`tsmpirun --threads`) finds its shared-memory mesh in its workerData. */
+async function shmTransport(): Promise<ShmTransport | null> {
+  const { isMainThread, workerData } = await import('node:worker_threads');
+  const d = isMainThread ? undefined : (workerData as Record<string, unknown> | null)?.[SHM_WORKER_DATA];
+  if (!d) return null;
+  return new ShmTransport(d as ShmMeshData);
 }
 
 async function readCredential(): Promise<TlsCredential | null> {

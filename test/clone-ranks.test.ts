@@ -15,7 +15,7 @@ describe('values arrive as structuredClone gives them, through real ranks', () =
     expect(Number(m![2])).toBeGreaterThan(20);
   });
 
-  it('tsmpirun -n 3: bcast from every root, scatter, gather, allgather, alltoall, reduce and allreduce with a function op', async () => {
+  it('tsmpirun -n 3: bcast from every root, scatter, gather, allgather, alltoall, reduce, allreduce, scan and exscan with a function op', async () => {
     const r = await tsmpirun(['-n', '3', fixture('clone-ranks.ts'), 'coll'], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

@@ -92,7 +92,8 @@ function echoes(stdout: string): Echo[] {
 describe('tsmpirun: a job that succeeds', () => {
   it('runs every rank, passes script arguments verbatim, and exits 0', async () => {
     const args = ['a b', '', '-n', '9', '--tag-output', '--', 'ünï'];
-    const r = await job(['-n', '3', fixture('launcher-echo.ts'), ...args]);
+    // --processes: the last check is that each rank is a process of its own (threads share one).
+    const r = await job(['--processes', '-n', '3', fixture('launcher-echo.ts'), ...args]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const e = echoes(r.stdout);
@@ -226,7 +227,8 @@ describe('tsmpirun: a job that fails', () => {
   });
 
   it('a rank killed by a signal: the report names the signal, exit code 128 + 9', async () => {
-    const r = await job(['-n', '3', fixture('launcher-fail.ts'), 'signal', '2']);
+    // Only a process can be killed by a signal alone (a thread rank signalling its process ends the job).
+    const r = await job(['--processes', '-n', '3', fixture('launcher-fail.ts'), 'signal', '2']);
     expect(r.code).toBe(137);
     const pids = pidsOf(r.stdout);
     expect(failureReports(r.stderr)).toEqual([`tsmpirun: rank 2 on localhost (pid ${pids[2]}) was killed by signal SIGKILL`]);
@@ -236,7 +238,8 @@ describe('tsmpirun: a job that fails', () => {
   it.skipIf(process.platform !== 'linux')('when two ranks fail together, the lowest rank is reported and its code wins', async () => {
     // Freeze the launcher, let ranks 2 and then 1 exit (codes 6 and 5), thaw it:
     // it learns of both failures at once, whatever the order they happened in.
-    const s = start(['-n', '3', fixture('launcher-idle.ts'), 'exit-on-usr2', '5', '6']);
+    // --processes: the test signals each rank's own process.
+    const s = start(['--processes', '-n', '3', fixture('launcher-idle.ts'), 'exit-on-usr2', '5', '6']);
     const pids = await s.pids(3);
     const launcher = s.child().pid!;
     process.kill(launcher, 'SIGSTOP');

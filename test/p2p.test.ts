@@ -10,7 +10,7 @@ describe('point-to-point suite (ported from mpi4py test_p2p_obj)', () => {
       expect(r.code).toBe(0);
       const lines = r.stdout.trim().split('\n').sort();
       expect(lines).toHaveLength(n);
-      for (const l of lines) expect(l).toMatch(/: 15 cases passed$/);
+      for (const l of lines) expect(l).toMatch(/: 16 cases passed$/);
     });
   }
 
@@ -18,6 +18,6 @@ describe('point-to-point suite (ported from mpi4py test_p2p_obj)', () => {
     const r = await run(process.execPath, [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), fixture('p2p-suite.ts')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('rank 0/1: 15 cases passed');
+    expect(r.stdout.trim()).toBe('rank 0/1: 16 cases passed');
   });
 });

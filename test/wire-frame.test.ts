@@ -381,3 +381,39 @@ describe('FrameDecoder', () => {
     });
   });
 });
+
+describe('FrameDecoder options for shared memory and receive buffers', () => {
+  it('volatileInput: no payload aliases a chunk, so the chunk may be overwritten after push', () => {
+    const frames = [encodeFrame(head({ tag: 1 }), Buffer.from('small one')), encodeFrame(head({ tag: 2 }), Buffer.alloc(100_000, 9))];
+    const chunk = Buffer.concat(frames);
+    const out: Buffer[] = [];
+    const d = new FrameDecoder((_h, p) => out.push(p), { maxPayload: MAX, volatileInput: true });
+    d.push(chunk);
+    chunk.fill(0); // the ring reuses its memory
+    expect(out.map((p) => p.length)).toEqual([9, 100_000]);
+    expect(out[0]!.toString()).toBe('small one');
+    expect(out[1]!.every((b) => b === 9)).toBe(true);
+  });
+
+  it('payloadFor: an assembled payload lands in the buffer it gives, split or whole; null means a fresh one', () => {
+    const target = new Uint8Array(200_000);
+    const payload = Buffer.alloc(150_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff;
+    const asked: number[] = [];
+    const out: Buffer[] = [];
+    const d = new FrameDecoder((_h, p) => out.push(p), {
+      maxPayload: MAX,
+      payloadFor: (h) => {
+        asked.push(h.tag);
+        return h.tag === 5 ? Buffer.from(target.buffer, 0, h.length) : null;
+      },
+    });
+    const stream = Buffer.concat([encodeFrame(head({ tag: 5 }), payload), encodeFrame(head({ tag: 6 }), payload)]);
+    for (let off = 0; off < stream.length; off += 7_001) d.push(stream.subarray(off, off + 7_001));
+    expect(asked).toEqual([5, 6]);
+    expect(out[0]!.buffer).toBe(target.buffer);
+    expect(Buffer.compare(Buffer.from(target.subarray(0, payload.length)), payload)).toBe(0);
+    expect(out[1]!.buffer).not.toBe(target.buffer);
+    expect(Buffer.compare(out[1]!, payload)).toBe(0);
+  });
+});

@@ -1,5 +1,6 @@
 /** `tsmpirun [options] SCRIPT [args…]`: the command line, validated. */
 import { TsmpiError } from '../../runtime/errors.js';
+import { parseMonitorAddress, type MonitorAddress } from '../monitor/address.js';
 
 export interface RunOptions {
   np: number | null;
@@ -19,6 +20,10 @@ export interface RunOptions {
   report: boolean;
   /** seconds; null: off */
   detectDeadlock: number | null;
+  /** --threads / --processes; null: TSMPI_LOCAL_MODE, else the default */
+  localMode: LocalMode | null;
+  /** --monitor [HOST:]PORT */
+  monitor: MonitorAddress | null;
   /** --via: how other hosts are reached; null: the default (slurm inside an allocation, else tsmpid) */
   via: 'tsmpid' | 'ssh' | 'slurm' | null;
   /** --ssh-command, split into words */
@@ -27,6 +32,21 @@ export interface RunOptions {
   remotePrefix: string | null;
   script: string;
   args: string[];
+}
+
+/** How ranks on this machine run: worker threads of one process, or processes. */
+export type LocalMode = 'threads' | 'processes';
+/** The default when neither flag nor TSMPI_LOCAL_MODE says (see README "Threads or processes"). */
+export const DEFAULT_LOCAL_MODE: LocalMode = 'processes';
+export const LOCAL_MODE_ENV = 'TSMPI_LOCAL_MODE';
+
+/** The flag, else TSMPI_LOCAL_MODE, else the default. */
+export function localModeOf(flag: LocalMode | null, env: NodeJS.ProcessEnv = process.env): LocalMode {
+  if (flag) return flag;
+  const v = env[LOCAL_MODE_ENV];
+  if (v === undefined || v === '') return DEFAULT_LOCAL_MODE;
+  if (v === 'threads' || v === 'processes') return v;
+  throw new TsmpiError('ERR_ARG', `${LOCAL_MODE_ENV} must be 'threads' or 'processes', got ${JSON.stringify(v)}`);
 }
 
 export type Command = { kind: 'run'; options: RunOptions } | { kind: 'keygen'; out: string } | { kind: 'help' } | { kind: 'version' };
@@ -60,8 +80,15 @@ options:
   --quiet                 with --output-filename: nothing to the terminal
   --report                at the end, a line a rank: host, wall and CPU time,
                           peak memory, messages and bytes, exit status
+  --threads               ranks on this machine are worker threads of one process,
+                          exchanging messages through shared memory
+  --processes             ranks on this machine are processes (the default;
+                          TSMPI_LOCAL_MODE=threads|processes sets it)
   --detect-deadlock[=S]   end the job (124) when every running rank is blocked
                           and no message is in flight for S seconds (default 10)
+  --monitor [HOST:]PORT   a live web page of the job (host 127.0.0.1 unless
+                          named; port 0: any free one); its URL, with an access
+                          token, is printed on stderr
   -h, --help              this text
   --version               the version
 `;
@@ -100,6 +127,8 @@ export function parseArgs(argv: string[]): Command {
     quiet: false,
     report: false,
     detectDeadlock: null,
+    localMode: null,
+    monitor: null,
     via: null,
     sshCommand: null,
     remoteNode: null,
@@ -173,6 +202,14 @@ export function parseArgs(argv: string[]): Command {
         flag();
         o.quiet = true;
         break;
+      case '--threads':
+      case '--processes': {
+        flag();
+        const mode = name === '--threads' ? 'threads' : 'processes';
+        if (o.localMode !== null && o.localMode !== mode) throw usage('give --threads or --processes, not both');
+        o.localMode = mode;
+        break;
+      }
       case '--report':
         flag();
         o.report = true;
@@ -196,6 +233,9 @@ export function parseArgs(argv: string[]): Command {
         o.timeout = t;
         break;
       }
+      case '--monitor':
+        o.monitor = parseMonitorAddress(value(name, inline));
+        break;
       case '--files':
         o.files.push(...value(name, inline).split(',').map((s) => s.trim()).filter(Boolean));
         break;

@@ -10,6 +10,42 @@ import { rankMain } from '../os/paths.js';
 import { localAddress } from '../os/platform.js';
 import type { HostEvents, RankHost } from './rank-host.js';
 
+/** One running rank, whatever runs it (a child process, a worker thread). */
+export interface RankChild {
+  readonly pid: number;
+  readonly stdout: NodeJS.ReadableStream;
+  readonly stderr: NodeJS.ReadableStream;
+  /** it could not start */
+  onError(cb: (e: Error) => void): void;
+  /** `why`: what ended it, when the rank itself could not say (a thread out of heap) */
+  onExit(cb: (code: number | null, signal: NodeJS.Signals | null, why?: string) => void): void;
+  /** after exit, once its output is complete */
+  onClose(cb: () => void): void;
+  kill(signal: NodeJS.Signals): void;
+  /** Whether it (and its output) keeps the launcher's process alive. */
+  ref(on: boolean): void;
+}
+
+function processChild(child: ChildProcess): RankChild {
+  return {
+    pid: child.pid ?? 0,
+    stdout: child.stdout!,
+    stderr: child.stderr!,
+    onError: (cb) => child.on('error', cb),
+    onExit: (cb) => child.on('exit', cb),
+    onClose: (cb) => child.on('close', cb),
+    kill: (signal) => child.kill(signal),
+    ref: (on) => {
+      if (on) child.ref();
+      else child.unref();
+      for (const s of [child.stdout, child.stderr] as (NodeJS.ReadableStream & { ref?(): void; unref?(): void })[]) {
+        if (on) s?.ref?.();
+        else s?.unref?.();
+      }
+    },
+  };
+}
+
 export interface LocalHostSpec {
   name: string;
   ranks: number[];
@@ -35,12 +71,12 @@ export class LocalHost implements RankHost {
   readonly slots = availableParallelism();
   private control: ControlServer | null = null;
   private listener: Listener | null = null;
-  private readonly children = new Map<number, ChildProcess>();
+  private readonly children = new Map<number, RankChild>();
   private readonly live = new Set<number>();
   private readonly joined = new Set<number>();
   private ready = false;
 
-  constructor(private readonly s: LocalHostSpec) {
+  constructor(protected readonly s: LocalHostSpec) {
     this.name = s.name;
     this.ranks = s.ranks;
   }
@@ -70,18 +106,14 @@ export class LocalHost implements RankHost {
       };
       if (s.listenTls) env[ENV.listenTls] = s.listenTls;
       if (s.tlsDir) env[ENV.tlsDir] = s.tlsDir;
-      const child = spawn(process.execPath, [rankMain, s.compiled, s.script, ...s.args], {
-        env,
-        stdio: [rank === 0 ? 'inherit' : 'ignore', 'pipe', 'pipe'],
-        windowsHide: true,
-      });
+      const child = this.startRank(rank, env, [s.compiled, s.script, ...s.args]);
       this.children.set(rank, child);
       this.live.add(rank);
       let exited = false;
       let closed = false;
-      child.stdout!.on('data', (c: Buffer) => ev.output(rank, 1, c));
-      child.stderr!.on('data', (c: Buffer) => ev.output(rank, 2, c));
-      child.on('error', (e) => {
+      child.stdout.on('data', (c: Buffer) => ev.output(rank, 1, c));
+      child.stderr.on('data', (c: Buffer) => ev.output(rank, 2, c));
+      child.onError((e) => {
         // could not start at all
         ev.message(rank, { t: 'failed', stack: `cannot start rank ${rank}: ${e.message}` });
         if (!exited) {
@@ -94,13 +126,15 @@ export class LocalHost implements RankHost {
           ev.closed(rank);
         }
       });
-      child.on('exit', (code, signal) => {
+      child.onExit((code, signal, why) => {
         if (exited) return;
         exited = true;
         this.live.delete(rank);
+        this.ended(rank);
+        if (why) ev.message(rank, { t: 'failed', stack: why });
         ev.exit(rank, code, signal);
       });
-      child.on('close', () => {
+      child.onClose(() => {
         if (closed) return;
         closed = true;
         // Its last control messages may still be unread: closed once they are in.
@@ -108,6 +142,20 @@ export class LocalHost implements RankHost {
       });
     }
   }
+
+  /** Start one rank running `rank-main ARGV…` with `env`: a child process here; threads in ThreadHost. */
+  protected startRank(rank: number, env: NodeJS.ProcessEnv, argv: string[]): RankChild {
+    return processChild(
+      spawn(process.execPath, [rankMain, ...argv], {
+        env,
+        stdio: [rank === 0 ? 'inherit' : 'ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      }),
+    );
+  }
+
+  /** A rank ended (before its exit is reported). */
+  protected ended(_rank: number): void {}
 
   /** The compiled script is in place: let every rank (now or once it joins) import it. */
   go(): void {
@@ -142,14 +190,7 @@ export class LocalHost implements RankHost {
   }
 
   ref(on: boolean): void {
-    for (const c of this.children.values()) {
-      if (on) c.ref();
-      else c.unref();
-      for (const s of [c.stdout, c.stderr] as (NodeJS.ReadableStream & { ref?(): void; unref?(): void })[]) {
-        if (on) s?.ref?.();
-        else s?.unref?.();
-      }
-    }
+    for (const c of this.children.values()) c.ref(on);
     this.control?.ref(on);
   }
 }

@@ -13,6 +13,8 @@ import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
 import { isLocalHost, type Placement } from '../hostlist/hosts.js';
 import { LocalHost } from '../hosts/local-host.js';
+import { ThreadHost } from '../hosts/thread-host.js';
+import type { LocalMode } from '../cli/args.js';
 import { LineForwarder } from './output.js';
 import { describeRank, summaryTable, type RankState } from './job-report.js';
 import { sweepStaleJobFolders } from './job-folder.js';
@@ -20,6 +22,7 @@ export { sweepStaleJobFolders };
 import { ProgressBar } from './progress.js';
 import { hasUserSignals, teardownSignal } from '../os/platform.js';
 import type { HostEvents, RankHost } from '../hosts/rank-host.js';
+import type { Monitor, MonitorAddress } from '../monitor/index.js';
 import type { AgentHost, AgentJobSpec, StagedSource } from '../hosts/agent-host.js';
 import type { SshOptions } from '../hosts/ssh-host.js';
 
@@ -53,8 +56,12 @@ export interface JobSpec {
   report?: boolean;
   /** end a job whose ranks are all blocked with nothing in flight for this many seconds */
   detectDeadlock?: number | null;
+  /** how ranks on this machine run (default: processes) */
+  localMode?: LocalMode;
   /** --oversubscribe was given (remote hosts then accept more ranks than slots) */
   oversubscribe?: boolean;
+  /** --monitor: serve the live page there */
+  monitor?: MonitorAddress | null;
   /** how other hosts are reached (default tsmpid) */
   via?: Via;
   /** with via 'ssh': the ssh command, node and package folder there */
@@ -97,6 +104,9 @@ export class Job {
   private timeoutTimer: NodeJS.Timeout | null = null;
   private resultsFd: number | null = null;
   private finish!: (code: number) => void;
+  /** --monitor's page, and what the end looked like for it */
+  private monitor: Monitor | null = null;
+  private endNote: { message: string; rank: number | null; stack: string | null } | null = null;
 
   constructor(private readonly spec: JobSpec) {
     const hostOf: string[] = [];
@@ -148,12 +158,15 @@ export class Job {
     writeFileSync(join(this.dir, 'launcher.pid'), String(process.pid));
     // A launcher killed with SIGKILL cannot clean up: the next one does.
     setImmediate(() => sweepStaleJobFolders(tmpdir(), this.dir));
+    let code: number | null = null;
+    let stopSampling = () => {};
     try {
       const done = new Promise<number>((resolve) => (this.finish = resolve));
-      const code = await this.launch();
-      if (code !== null) return code;
-      return await done;
+      if (this.spec.monitor) stopSampling = await this.startMonitor(this.spec.monitor);
+      code = (await this.launch()) ?? (await done);
+      return code;
     } finally {
+      stopSampling();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
@@ -171,7 +184,26 @@ export class Job {
       for (const h of this.hosts) h.close();
       if (this.resultsFd !== null) closeSync(this.resultsFd);
       rmSync(this.dir, { recursive: true, force: true });
+      if (this.monitor) {
+        const n = this.endNote;
+        this.monitor.feed.end({ code: code ?? 1, message: n?.message ?? (code === 0 ? 'every rank exited with code 0' : `tsmpirun: exit status ${code ?? 1}`), rank: n?.rank ?? null, stack: n?.stack ?? null });
+        await this.monitor.close();
+      }
     }
+  }
+
+  /** --monitor: serve the page; ask ranks for samples only while it is watched. */
+  private async startMonitor(where: MonitorAddress): Promise<() => void> {
+    const [{ startMonitor }, { sampleWhileWatched }] = await Promise.all([import('../monitor/index.js'), import('../monitor/sampler.js')]);
+    const m = (this.monitor = await startMonitor(where, {
+      kind: 'job',
+      title: `${basename(this.spec.script)} — ${this.size} rank${this.size === 1 ? '' : 's'}`,
+      announce: (url) => this.print(process.stderr, `tsmpirun: monitor at ${url}\n`),
+    }));
+    for (const r of this.ranks) m.feed.rank(r.rank, { host: r.host, phase: 'starting' });
+    return sampleWhileWatched(m.feed, () => {
+      for (const r of this.ranks) if (!r.exited && r.address !== null) r.where?.send(r.rank, { t: 'sample' });
+    });
   }
 
   /** Compile, reach the hosts, start every rank. Resolves to an exit code when the job ends before it runs. */
@@ -203,6 +235,7 @@ export class Job {
       message: (rank, m) => this.onMessage(rank, m),
       output: (rank, stream, chunk) => {
         const r = this.ranks[rank]!;
+        this.monitor?.feed.output(rank, stream, chunk);
         if (r.files) writeSync(r.files[stream - 1]!, chunk);
         if (!spec.quiet || !r.files) (stream === 1 ? r.out : r.err).push(chunk);
       },
@@ -261,7 +294,8 @@ export class Job {
     if (this.ending) return this.exitCode();
     let localHost: LocalHost | null = null;
     if (local) {
-      const h = (localHost = new LocalHost({
+      const Host = spec.localMode === 'threads' ? ThreadHost : LocalHost;
+      const h = (localHost = new Host({
         name: local.host.name,
         ranks: local.ranks,
         size: this.size,
@@ -343,6 +377,7 @@ export class Job {
     switch (m.t) {
       case 'listening':
         r.address = m.address;
+        this.monitor?.feed.rank(rank, { phase: 'running', pid: r.where?.pid(rank) ?? 0 });
         this.maybeSendTable();
         break;
       case 'failed':
@@ -353,12 +388,20 @@ export class Job {
         break;
       case 'partial':
         this.onPartial(r, m.value, m.time);
+        this.monitor?.feed.partial(`rank ${rank}`, m.value, m.time);
         break;
       case 'progress':
         this.progress.update(rank, m.done, m.total);
+        this.monitor?.feed.progress(`rank ${rank}`, m.done, m.total);
         break;
-      case 'stats':
+      case 'stats': {
         r.stats = m.stats;
+        const s = m.stats;
+        this.monitor?.feed.rank(rank, { traffic: { messagesSent: s.messagesSent, bytesSent: s.bytesSent, messagesReceived: s.messagesReceived, bytesReceived: s.bytesReceived } });
+        break;
+      }
+      case 'sampled':
+        this.monitor?.feed.rank(rank, { blocked: m.ops, traffic: m.traffic });
         break;
       case 'blocked':
         r.blocked = { ops: m.ops, queued: m.queued };
@@ -393,6 +436,7 @@ export class Job {
     r.endedAt = Date.now();
     r.code = code;
     r.signal = signal;
+    this.monitor?.feed.rank(r.rank, { phase: 'exited', code, signal, killed: r.killed, pid: r.where?.pid(r.rank) ?? 0 });
     const failed = signal !== null || (code ?? 0) !== 0;
     // Not at once: exits that arrive together (one SIGCHLD, or an abort message
     // read in the same turn) are all recorded first, so none of those ranks is
@@ -410,6 +454,7 @@ export class Job {
     r.closed = true;
     r.out.flush();
     r.err.flush();
+    this.monitor?.feed.outputEnded(r.rank);
     if (!this.ranks.every((x) => x.closed)) return;
     // the last rank may close before the deferred end() of a failure ran
     if (this.firstFailure !== null) this.end({ kind: 'failure', rank: this.firstFailure });
@@ -516,24 +561,32 @@ export class Job {
 
 
 
+  /** The job's last words on stderr; the monitor shows them too. */
+  private say(text: string, rank: number | null = null, stack: string | null = null): void {
+    this.endNote = { message: text.trim(), rank, stack };
+    safeWrite(process.stderr, text);
+  }
+
   private exitCode(): number {
     const e = this.ending;
     if (e === null) return 0;
     switch (e.kind) {
       case 'timeout':
       case 'deadlock':
+        this.endNote = { message: e.kind === 'timeout' ? `tsmpirun: the job ran longer than --timeout ${this.spec.timeout} s` : 'tsmpirun: deadlock: every running rank was blocked', rank: null, stack: null };
         return 124;
       case 'abort':
-        safeWrite(process.stderr, `tsmpirun: rank ${e.rank} on ${this.ranks[e.rank]!.host} called abort(${e.code}); every rank was ended\n`);
+        this.say(`tsmpirun: rank ${e.rank} on ${this.ranks[e.rank]!.host} called abort(${e.code}); every rank was ended\n`, e.rank);
         return e.code;
       case 'signal':
-        safeWrite(process.stderr, `tsmpirun: received ${e.signal}; every rank was ended\n`);
+        this.say(`tsmpirun: received ${e.signal}; every rank was ended\n`);
         return signalCode(e.signal);
       case 'host':
-        safeWrite(process.stderr, `tsmpirun: ERR_PEER_LOST: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
+        this.say(`tsmpirun: ERR_PEER_LOST: host ${e.host} was lost (${e.reason}); ranks lost: ${e.ranks.join(', ') || 'none'}; every other rank was ended\n`);
         return 1;
       case 'setup':
-        if (!e.quiet) safeWrite(process.stderr, `tsmpirun: ${e.error.message}\n`);
+        if (!e.quiet) this.say(`tsmpirun: ${e.error.message}\n`);
+        else this.endNote = { message: `tsmpirun: ${e.error.message}`, rank: null, stack: null };
         return 1;
       case 'failure': {
         // The lowest rank that failed on its own (not one we ended).
@@ -542,10 +595,8 @@ export class Job {
         const how = r.signal ? `was killed by signal ${r.signal}` : `exited with code ${r.code}`;
         const others = this.ranks.filter((x) => x.killed).length;
         const stack = r.stack ? '\n' + r.stack.replace(/^/gm, '  ') : '';
-        safeWrite(
-          process.stderr,
-          `tsmpirun: rank ${r.rank} on ${r.host} (pid ${r.where?.pid(r.rank) ?? 0}) ${how}${stack}\n` + (others ? `tsmpirun: ended ${others} other rank${others === 1 ? '' : 's'}\n` : ''),
-        );
+        safeWrite(process.stderr, `tsmpirun: rank ${r.rank} on ${r.host} (pid ${r.where?.pid(r.rank) ?? 0}) ${how}${stack}\n` + (others ? `tsmpirun: ended ${others} other rank${others === 1 ? '' : 's'}\n` : ''));
+        this.endNote = { message: `tsmpirun: rank ${r.rank} on ${r.host} (pid ${r.where?.pid(r.rank) ?? 0}) ${how}` + (others ? `; ended ${others} other rank${others === 1 ? '' : 's'}` : ''), rank: r.rank, stack: r.stack };
         return r.signal ? signalCode(r.signal) : (r.code ?? 1);
       }
     }

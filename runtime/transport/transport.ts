@@ -7,6 +7,8 @@
  *   tcp:host:port         TCP (loopback or cross-host)
  */
 export interface Link {
+  /** Chunks given to `onData` are valid only during the callback (views of shared memory). */
+  readonly volatileChunks?: boolean;
   /** Queue bytes; `done` runs once they left this process (or failed). Returns false under backpressure. */
   write(chunk: Uint8Array, done?: (err?: Error | null) => void): boolean;
   /** Several chunks as one write, in order. */

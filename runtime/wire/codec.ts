@@ -78,8 +78,8 @@ interface Walk {
  * keys, strings, booleans, null and finite non-negative-zero numbers, up to a
  * modest depth, and every object reached by one path only: JSON would send an
  * object reached twice (shared or cyclic) twice, so such values take the v8 path.
+ * (Also used by tsmpi/pool to put such messages into JSON control messages as they are.)
  */
-/** Whether JSON carries `v` exactly (no shared objects, no -0, NaN, undefined, classes…). */
 export function jsonSafe(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return primitiveJsonSafe(v);
   // A getter in the value may send a value itself: only the outer walk uses the scratch state.

@@ -5,7 +5,8 @@
  */
 import { TsmpiError } from '../errors.js';
 
-export const CONTROL_VERSION = 1;
+/** 2: `sample` / `sampled` (the live counters of `--monitor`). */
+export const CONTROL_VERSION = 2;
 
 /** One operation a rank is blocked in, for timeout and deadlock reports. */
 export interface BlockedOp {
@@ -35,8 +36,18 @@ export type RankToLauncher =
   | { t: 'blocked'; ops: BlockedOp[]; queued: QueuedMessage[]; sent?: number; received?: number }
   /** sent as the rank ends, for --report */
   | { t: 'stats'; stats: RankStats }
+  /** reply to `sample` (--monitor, only while a browser watches): what it is blocked in, its traffic so far */
+  | { t: 'sampled'; ops: BlockedOp[]; traffic: RankTraffic }
   /** a task-pool worker's message to its pool (tsmpi/pool): a codec-encoded value, base64; or '' and the value itself in `j` when JSON carries it exactly */
   | { t: 'pool'; b: string; j?: unknown };
+
+/** A rank's traffic so far (every message, collectives included). */
+export interface RankTraffic {
+  messagesSent: number;
+  bytesSent: number;
+  messagesReceived: number;
+  bytesReceived: number;
+}
 
 /** What a rank did, for `tsmpirun --report`. */
 export interface RankStats {
@@ -54,6 +65,8 @@ export type LauncherToRank =
   | { t: 'table'; addresses: (string | null)[]; crowded?: boolean }
   | { t: 'gone'; rank: number }
   | { t: 'dump' }
+  /** --monitor: say what you are blocked in and your counters (answered with `sampled`) */
+  | { t: 'sample' }
   /** the script is ready: import it (ranks start while the launcher compiles) */
   | { t: 'run' }
   | { t: 'refused'; code: string; message: string }
@@ -69,6 +82,7 @@ const RANK_FIELDS: Record<RankToLauncher['t'], Record<string, string>> = {
   progress: { done: 'number', total: 'number' },
   blocked: { ops: 'array', queued: 'array' },
   stats: { stats: 'object' },
+  sampled: { ops: 'array', traffic: 'object' },
   pool: { b: 'string' },
 };
 
@@ -76,6 +90,7 @@ const LAUNCHER_FIELDS: Record<LauncherToRank['t'], Record<string, string>> = {
   table: { addresses: 'array' },
   gone: { rank: 'number' },
   dump: {},
+  sample: {},
   run: {},
   refused: { code: 'string', message: 'string' },
   pool: { b: 'string' },

@@ -121,6 +121,13 @@ export interface DecoderOptions {
   maxPayload: number;
   /** Payloads at least this large always get their own allocation (aligned, offset 0). */
   ownBufferThreshold?: number;
+  /** Chunks are valid only during `push` (views of shared memory): small payloads are copied too. */
+  volatileInput?: boolean;
+  /**
+   * Where a payload that is assembled (not a view) should land: a buffer of exactly
+   * `header.length` bytes (a caller's receive buffer), or null for a fresh one.
+   */
+  payloadFor?: (header: FrameHeader) => Buffer | null;
 }
 
 /**
@@ -134,6 +141,8 @@ export class FrameDecoder {
   /** Largest payload accepted; may change between frames (a daemon raises it after authentication). */
   maxPayload: number;
   private readonly ownThreshold: number;
+  private readonly volatileInput: boolean;
+  private readonly payloadFor: ((header: FrameHeader) => Buffer | null) | null;
   private readonly header = Buffer.alloc(HEADER_SIZE);
   private headerFill = 0;
   private current: FrameHeader | null = null;
@@ -147,6 +156,8 @@ export class FrameDecoder {
   ) {
     this.maxPayload = options.maxPayload;
     this.ownThreshold = options.ownBufferThreshold ?? 64 * 1024;
+    this.volatileInput = options.volatileInput ?? false;
+    this.payloadFor = options.payloadFor ?? null;
   }
 
   /** True when no partial frame is buffered (a clean place for the stream to end). */
@@ -189,10 +200,10 @@ export class FrameDecoder {
         if (this.payload === null && len < this.ownThreshold && end - pos >= len) {
           const view = chunk.subarray(pos, pos + len);
           pos += len;
-          this.emit(view);
+          this.emit(this.volatileInput ? copyOut(view) : view);
           continue;
         }
-        this.payload = allocPayload(len);
+        this.payload = this.payloadFor?.(this.current) ?? allocPayload(len);
         this.payloadFill = 0;
       }
       const payload = this.payload!;
@@ -215,6 +226,12 @@ export class FrameDecoder {
 }
 
 const EMPTY_BUFFER = Buffer.alloc(0);
+
+function copyOut(view: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(view.length);
+  b.set(view);
+  return b;
+}
 
 function allocPayload(len: number): Buffer {
   try {
