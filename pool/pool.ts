@@ -69,6 +69,14 @@ function hookExit(): void {
   }
 }
 
+/**
+ * @internal `pool[SUBMIT_PIPELINED](fn, ...args)`: `submit`, but the task may be
+ * sent to a busy worker behind its running task (two in flight per worker, as
+ * map's batches), so a stream of tasks keeps every worker busy. tsmpi/dataframe
+ * uses it for a frame's chunks. `Symbol.for`: the same key in every copy.
+ */
+export const SUBMIT_PIPELINED = Symbol.for('tsmpi.pool.submitPipelined');
+
 export interface PoolCore {
   /** channels the pool starts with (Pool.fromComm: the other ranks) */
   channels?: Channel[];
@@ -209,9 +217,22 @@ export class Pool {
     this.#bar.update(0, this.#barDone, this.#barTotal);
   }
 
+  #pipelineNext = false;
+
+  /** @internal see SUBMIT_PIPELINED */
+  [SUBMIT_PIPELINED](fn: TaskLike, ...args: unknown[]): Future<unknown> {
+    this.#pipelineNext = true;
+    try {
+      return this.submit(fn, ...(args as never[]));
+    } finally {
+      this.#pipelineNext = false;
+    }
+  }
+
   /** Run `fn(...args)` on a worker. */
   submit<F extends TaskLike>(fn: F, ...args: F extends ModuleTask<infer A> ? A : F extends (...a: infer A) => unknown ? A : unknown[]): Future<ResultOf<F>> {
     const id = this.#nextId++;
+    const pipelined = this.#pipelineNext;
     let state: Unit['state'] = 'queued';
     let unit: Unit | null = null;
     let cancelled = false;
@@ -284,6 +305,7 @@ export class Pool {
       });
       unit.onPartial = (v) => future.partial(v);
       unit.onProgress = (d, t) => this.#taskProgress(id, d, t);
+      if (pipelined) unit.pipelined = true;
       this.#start().enqueue(unit);
     };
     if (resolved instanceof Promise) {
