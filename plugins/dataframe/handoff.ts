@@ -10,9 +10,9 @@
  * A file is the runtime codec's bytes (runtime/wire/codec.ts) after a two-byte
  * header (encoding, element type). The reader removes it.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { decodeValue, encodeValue } from '../../runtime/wire/codec.js';
 
 /** A value left in a file for a process on this machine. */
@@ -56,6 +56,37 @@ export function takeFile(ref: FileRef): unknown {
   return decodeValue(b[0]!, b[1]!, b.subarray(2));
 }
 
+const PREFIX = 'tsmpi-df-';
+
+/** Remove hand-off folders whose owner process is gone. */
+function sweepStale(base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base).filter((n) => n.startsWith(PREFIX));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const d = join(base, n);
+    try {
+      const pid = Number(readFileSync(join(d, 'owner.pid'), 'utf8'));
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      // not ours to judge (no owner file yet, or not readable)
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The root's folder of hand-off files (one per pool): removed by `close`, or at exit. */
 export class Handoff {
   readonly dir: string;
@@ -64,11 +95,14 @@ export class Handoff {
   constructor() {
     let dir: string;
     try {
-      dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsmpi-df-'));
+      dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), PREFIX));
     } catch {
-      dir = mkdtempSync(join(tmpdir(), 'tsmpi-df-'));
+      dir = mkdtempSync(join(tmpdir(), PREFIX));
     }
     this.dir = dir;
+    // A script killed by a signal cannot clean up: the next pool does.
+    writeFileSync(join(dir, 'owner.pid'), String(process.pid));
+    sweepStale(dirname(dir));
     process.on('exit', this.onExit);
   }
   /** A fresh file name in the folder. */

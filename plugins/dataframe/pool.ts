@@ -92,8 +92,11 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
       if (err) {
         for (const [i, f] of live) {
           const queued = f.state === 'queued';
-          if (queued || call.cancelRunning) f.cancel();
-          if (queued && files.has(i)) handoff!.drop(files.get(i)!);
+          if (queued || call.cancelRunning) {
+            f.cancel();
+            // Its worker will not read it now (dropped, or ended).
+            if (files.has(i)) handoff!.drop(files.get(i)!);
+          }
         }
         live.clear();
         reject(err);
@@ -130,9 +133,13 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
         if (call.progress) f.onPartial((v) => advance(i, Math.min(sizes[i]!, Number((v as { done?: number })?.done) || 0)));
         f.then(
           (value) => {
-            if (settled) return;
-            live.delete(i);
             const o = value as ChunkOutcome;
+            if (settled) {
+              // a result that came in after the call failed: nobody reads its file
+              if (o.ok && isFileRef(o.out)) handoff?.drop(o.out);
+              return;
+            }
+            live.delete(i);
             if (!o.ok) {
               finish(new WorkerFailure(o.report, o.pid));
               return;
