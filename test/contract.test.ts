@@ -3,7 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { fixture, run } from './harness.js';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixture, run, tsmpirun } from './harness.js';
 
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const script = (name: string) => fixture(`contract/${name}`);
@@ -26,4 +29,18 @@ describe('contract: task pool', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(result(r.stdout)).toEqual({ r: [2, 4, 6], elsewhere: true, host: 'localhost' });
   }, 45_000);
+
+  for (const [mode, end] of [['--processes', 'close'], ['--threads', 'close'], ['--processes', 'terminate']]) {
+    it(`Pool.fromComm (${mode}, ${end}) runs a first module task on the other ranks, every rank ends, no file left in the working folder`, async () => {
+      const cwd = mkdtempSync(join(tmpdir(), 'tsmpi-contract-cwd-'));
+      try {
+        const r = await tsmpirun([mode, '-n', '4', '--timeout', '30', script('from-comm-module.ts'), end], { cwd, timeoutMs: 40_000 });
+        expect(r.code, r.stderr).toBe(0);
+        expect(result(r.stdout)).toEqual([101, 102, 103, 104]);
+        expect(readdirSync(cwd)).toEqual([]);
+      } finally {
+        rmSync(cwd, { recursive: true, force: true });
+      }
+    }, 45_000);
+  }
 });
