@@ -15,6 +15,7 @@ import type { HostSpec } from '../launcher/hostlist/hosts.js';
 import { LocalHost } from '../launcher/hosts/local-host.js';
 import type { HostEvents, RankHost } from '../launcher/hosts/rank-host.js';
 import type { StagedSource } from '../launcher/hosts/tsmpid-host.js';
+import { sweepStaleJobFolders } from '../launcher/job/job-folder.js';
 import { POOL_WORKER_PLACEHOLDER, SCRIPT_FILE } from '../launcher/job/placeholders.js';
 import { poolWorkerEntry } from '../launcher/os/paths.js';
 import type { Channel } from './channel.js';
@@ -30,6 +31,8 @@ export class PoolDir {
     this.path = mkdtempSync(join(tmpdir(), 'tsmpi-'));
     // A pool process killed by SIGKILL cannot clean up: the next tsmpirun or pool does.
     writeFileSync(join(this.path, 'launcher.pid'), String(process.pid));
+    const keep = this.path;
+    setImmediate(() => sweepStaleJobFolders(tmpdir(), keep));
   }
   /**
    * A fresh sub-folder (one per local worker: its control socket). Named after

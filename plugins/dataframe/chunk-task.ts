@@ -100,7 +100,14 @@ export async function runDataframeChunk(call: ChunkCall, data: Chunk | FileRef):
       return { ok: false, report: reportOf(firstUnsendable(out, chunk.start)), pid };
     }
   }
-  const result = call.resultDir ? putFile(`${call.resultDir}/r-${pid}-${results++}`, out) : out;
+  let result: ChunkResult | FileRef = out;
+  if (call.resultDir) {
+    try {
+      result = putFile(`${call.resultDir}/r-${pid}-${results++}`, out);
+    } catch {
+      // no room for the file: the result travels in the answer
+    }
+  }
   return { ok: true, out: result, ms: performance.now() - began, pid };
 }
 

@@ -35,7 +35,17 @@ export function putFile(file: string, value: unknown): FileRef {
     out.set(p, off);
     off += p.byteLength;
   }
-  writeFileSync(file, out);
+  try {
+    writeFileSync(file, out);
+  } catch (e) {
+    // a partial file (no room left): nobody will read it
+    try {
+      unlinkSync(file);
+    } catch {
+      // never created
+    }
+    throw e;
+  }
   return { file };
 }
 

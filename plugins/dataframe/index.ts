@@ -3,8 +3,10 @@
  * the serial danfojs call returns (values, index, columns, dtypes), computed by
  * several processes:
  *
- * - standalone (no `comm`): a pool of local worker processes, started on first
- *   use and reused; `closePool()` ends it (so does the process's exit);
+ * - standalone (no `comm`): chunk tasks on a tsmpi/pool Pool: the plugin's own
+ *   (local workers, started on first use and reused; `closePool()` ends it, so
+ *   does the process's exit), or the user's, given as the `pool` option (local
+ *   or remote hosts);
  * - collective (`comm` given): every rank of `comm` calls, the `root` passes the
  *   frame and gets the result.
  *

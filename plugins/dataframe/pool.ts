@@ -61,6 +61,9 @@ export function isPoolLike(p: unknown): p is PoolLike {
   return typeof o === 'object' && o !== null && typeof o.submit === 'function' && typeof (o as { map?: unknown }).map === 'function';
 }
 
+/** pool/pool.ts SUBMIT_PIPELINED (not imported: collective-mode ranks never load the pool). */
+const SUBMIT_PIPELINED = Symbol.for('tsmpi.pool.submitPipelined');
+
 /** The chunk task, beside this module (.js when built, .ts when run from source). */
 const CHUNK_TASK = task(new URL(import.meta.url.endsWith('.ts') ? './chunk-task.ts' : './chunk-task.js', import.meta.url), 'runDataframeChunk');
 
@@ -79,6 +82,9 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
   let next = 0;
   let settled = false;
 
+  // Two chunks in flight per worker (the pool's pipelined submit; a Pool
+  // without it gets them one at a time).
+  const submit = ((pool as unknown as Record<symbol, PoolLike['submit']>)[SUBMIT_PIPELINED] ?? pool.submit) as PoolLike['submit'];
   return new Promise<ChunkResult[]>((resolve, reject) => {
     const finish = (err: Error | null) => {
       if (settled) return;
@@ -115,12 +121,11 @@ export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]
         if (handoff) {
           try {
             files.set(i, (arg = putFile(handoff.name('c'), data)));
-          } catch (e) {
-            finish(e as Error);
-            return;
+          } catch {
+            // No room in /dev/shm (a small tmpfs): this chunk travels in the message.
           }
         }
-        const f = pool.submit(CHUNK_TASK, header, arg);
+        const f = submit.call(pool, CHUNK_TASK, header, arg);
         live.set(i, f);
         if (call.progress) f.onPartial((v) => advance(i, Math.min(sizes[i]!, Number((v as { done?: number })?.done) || 0)));
         f.then(
