@@ -4,7 +4,10 @@
 // on the same data: 1M rows × 4 float64 columns, a row function with real work
 // (Math.sqrt(a*a + b*b + k) + Math.sin(c + k) * d over k = 0..7).
 //
-//   node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas]
+//   node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas] [--user-pool]
+//
+// --user-pool: parallelApply gets `pool: new Pool({ workers: W })` (tsmpi/pool; the
+// chunks travel in the task's arguments) instead of using the plugin's own pool.
 //
 // End to end, from an existing danfojs DataFrame to the result Series, conversion
 // included. Prints markdown tables on stdout: timings, where the time goes, the
@@ -19,7 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
 const PY = '/usr/bin/python3';
-const USAGE = 'usage: node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas]\n';
+const USAGE = 'usage: node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas] [--user-pool]\n';
 
 const argv = process.argv.slice(2);
 let rows = 1_000_000;
@@ -27,6 +30,7 @@ let runs = 5;
 let workers = 2;
 let withAnchors = false;
 let pandas = true;
+let userPool = false;
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   const num = () => {
@@ -39,6 +43,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--workers') workers = num();
   else if (a === '--with-anchors') withAnchors = true;
   else if (a === '--no-pandas') pandas = false;
+  else if (a === '--user-pool') userPool = true;
   else if (a === '-h' || a === '--help') {
     process.stdout.write(USAGE);
     process.exit(0);
@@ -81,6 +86,7 @@ function rowFn(row) {
 
 const dfd = await import('danfojs-node');
 const { parallelApply, closePool, lastTimings } = await import(pathToFileURL(entry).href);
+const pool = userPool ? new (await import(pathToFileURL(join(ROOT, 'dist', 'pool', 'index.js')).href)).Pool({ workers }) : null;
 let t = performance.now();
 // danfojs wants plain arrays (a Float64Array column is misread).
 const df = new dfd.DataFrame({ a: Array.from(cols.a), b: Array.from(cols.b), c: Array.from(cols.c), d: Array.from(cols.d) });
@@ -100,7 +106,7 @@ for (let r = 0; r <= runs; r++) {
   serial = df.apply(rowFn, { axis: 1 });
   const s = performance.now() - t;
   t = performance.now();
-  parallel = await parallelApply(df, rowFn, { workers });
+  parallel = await parallelApply(df, rowFn, pool ? { workers, pool } : { workers });
   const p = performance.now() - t;
   if (r === 0) {
     coldMs = p;
@@ -113,6 +119,7 @@ for (let r = 0; r <= runs; r++) {
   }
 }
 await closePool();
+await pool?.close();
 const same =
   JSON.stringify(parallel.values) === JSON.stringify(serial.values) &&
   JSON.stringify(parallel.index) === JSON.stringify(serial.index) &&
@@ -176,7 +183,7 @@ out.push('');
 out.push(`| what | time (s) | speed-up vs serial danfojs |`);
 out.push(`|---|---:|---:|`);
 out.push(`| danfojs \`df.apply(fn, { axis: 1 })\`, serial | ${sec(sMed)} | 1.00× |`);
-out.push(`| tsmpi \`parallelApply\`, ${workers} workers, pool started | ${sec(median(parallelMs))} | ${vs(median(parallelMs))} |`);
+out.push(`| tsmpi \`parallelApply\`${pool ? ' on a user\'s `Pool` (chunks in the task arguments)' : ''}, ${workers} workers, pool started | ${sec(median(parallelMs))} | ${vs(median(parallelMs))} |`);
 out.push(`| tsmpi \`parallelApply\`, ${workers} workers, first call (pool start included) | ${sec(coldMs)} | ${vs(coldMs)} |`);
 if (py) {
   const ps = median(py.serial) * 1000;

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // tsmpi benchmark harness. See bench/README.md.
 //
-//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor]
+//   node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor,pool]
 //
-// Prints five markdown tables on stdout (progress goes to stderr): point to
+// Prints seven markdown tables on stdout (progress goes to stderr): point to
 // point, collectives (n = 2, 4, 8), remote hosts (tsmpid daemons on loopback
-// addresses), the value codec's fast paths, start-up over ssh and Slurm, --monitor's cost. Every child process runs in its own process group and is killed
+// addresses), the value codec's fast paths, start-up over ssh and Slurm, --monitor's
+// cost, the task pool against Python's and Node's pools (bench/pool-section.mjs). Every child process runs in its own process group and is killed
 // (the whole group) when it outlives its time bound, so nothing hangs.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attachMonitor } from './monitor-client.mjs';
+import { poolSection, poolTable } from './pool-section.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -24,8 +26,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
-const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor]\n';
-const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch', 'monitor'];
+const USAGE = 'usage: node bench/run.js [--with-anchors] [--quick] [--pin auto|same|cross|none] [--only p2p,coll,remote,codec,launch,monitor,pool]\n';
+const SECTIONS = ['p2p', 'coll', 'remote', 'codec', 'launch', 'monitor', 'pool'];
 const argv = process.argv.slice(2);
 let withAnchors = false;
 let quick = false;
@@ -820,7 +822,8 @@ async function main() {
   if ((PIN.pingpong !== 'none' || PIN.stream !== 'none') && !which('taskset')) {
     notes.push('taskset not found: Node ranks ran unpinned');
   }
-  const anchors = await setUpAnchors();
+  // mpi4py anchors: only the sections that compare with it.
+  const anchors = only.has('p2p') || only.has('coll') || only.has('remote') || only.has('launch') ? await setUpAnchors() : false;
   log(`anchors: ${anchors ? anchorVersion : 'n/a'}; mode: ${quick ? 'quick' : 'full'}; sections: ${[...only].join(', ')}`);
 
   // Implementations are interleaved round by round so that drift of this noisy
@@ -913,6 +916,14 @@ async function main() {
   if (only.has('monitor')) await benchMonitor();
   const tMonitor = Date.now();
 
+  let pool = null;
+  if (only.has('pool') && !stopping) {
+    pool = await poolSection({ run, withAnchors, quick, log, PY });
+    notes.push(...pool.notes);
+    errors.push(...pool.errors);
+  }
+  const tPool = Date.now();
+
   for (const [k, v] of results) log(`${k}: median ${num(median(v))} of [${v.map(num).join(', ')}]`);
 
   const cores = availableParallelism();
@@ -970,8 +981,16 @@ async function main() {
       `--monitor: the same tsmpi runs (ping-pong pinned ${PIN.pingpong}, collectives unpinned) without --monitor (the anchor), with \`--monitor 127.0.0.1:0\` and no page, and with a page's event stream attached (bench/monitor-client.mjs reads and parses every update; the launcher then asks every rank for a sample 4 times a second), interleaved over ${CFG.rounds} round${CFG.rounds === 1 ? '' : 's'}; medians.`,
     );
   }
+  if (pool) {
+    lines.push('');
+    lines.push(poolTable(pool));
+    lines.push('');
+    lines.push(
+      `Pool: \`bench/pool.mjs\` (tsmpi/pool, the serial loop, piscina, workerpool; one process) and \`bench/pool_anchors.py\` (${PY}: multiprocessing.Pool with fork, ProcessPoolExecutor, joblib's loky), one after the other. 2 workers everywhere, pools warmed before timing; trivial task \`x * 2\`, CPU-bound task a loop calibrated to ~50 ms in each language; piscina and workerpool get one \`run\`/\`exec\` per item. Remote rows: one tsmpid per host on loopback, TLS, one worker each, the pool's process as launcher. Medians of repetitions.`,
+    );
+  }
   lines.push('');
-  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s, monitor ${((tMonitor - tLaunch) / 1000).toFixed(0)} s`);
+  lines.push(`time per section: point to point ${((tP2p - t0) / 1000).toFixed(0)} s, collectives ${((tColl - tP2p) / 1000).toFixed(0)} s, remote ${((tRemote - tColl) / 1000).toFixed(0)} s, codec ${((tCodec - tRemote) / 1000).toFixed(0)} s, launch ${((tLaunch - tCodec) / 1000).toFixed(0)} s, monitor ${((tMonitor - tLaunch) / 1000).toFixed(0)} s, pool ${((tPool - tMonitor) / 1000).toFixed(0)} s`);
   const loadAfter = loadavg()[0];
   lines.push(`1-min load average: ${loadBefore.toFixed(2)} at the start, ${loadP2p.toFixed(2)} after point to point, ${loadColl.toFixed(2)} after collectives, ${loadAfter.toFixed(2)} at the end`);
   // The point-to-point part keeps about 2 processes runnable; much more means someone

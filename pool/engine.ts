@@ -43,7 +43,11 @@ export interface Unit {
   onProgress?(done: number, total: number): void;
   /** label for errors, e.g. `task #3 (score)` */
   label: string;
+  /** may be sent to a busy worker, behind its running unit, as map batches are (tsmpi/dataframe's chunks) */
+  pipelined?: boolean;
 }
+
+const pipelines = (u: Unit) => u.kind === 'batch' || u.pipelined === true;
 
 /** Supplies units lazily (a map's batches). */
 export interface Feeder {
@@ -217,8 +221,8 @@ export class Engine {
   /** Second map batches onto workers busy with a first one. */
   private pipeline(): void {
     for (const slot of this.slots) {
-      if (!slot.ready || slot.dead || slot.inflight.length !== 1 || slot.inflight[0]!.kind !== 'batch') continue;
-      if (this.queue.length > 0 && this.queue[0]!.kind !== 'batch') return;
+      if (!slot.ready || slot.dead || slot.inflight.length !== 1 || !pipelines(slot.inflight[0]!)) continue;
+      if (this.queue.length > 0 && !pipelines(this.queue[0]!)) return;
       const u = this.queue.length > 0 ? this.queue.shift()! : this.fromFeeders();
       if (!u) return;
       this.sendTo(slot, u);

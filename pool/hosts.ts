@@ -10,11 +10,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { HostSpec } from '../launcher/hostlist/hosts.js';
 import { LocalHost } from '../launcher/hosts/local-host.js';
 import type { HostEvents, RankHost } from '../launcher/hosts/rank-host.js';
 import type { StagedSource } from '../launcher/hosts/tsmpid-host.js';
+import { sweepStaleJobFolders } from '../launcher/job/job-folder.js';
 import { POOL_WORKER_PLACEHOLDER, SCRIPT_FILE } from '../launcher/job/placeholders.js';
 import { poolWorkerEntry } from '../launcher/os/paths.js';
 import type { Channel } from './channel.js';
@@ -30,10 +31,16 @@ export class PoolDir {
     this.path = mkdtempSync(join(tmpdir(), 'tsmpi-'));
     // A pool process killed by SIGKILL cannot clean up: the next tsmpirun or pool does.
     writeFileSync(join(this.path, 'launcher.pid'), String(process.pid));
+    const keep = this.path;
+    setImmediate(() => sweepStaleJobFolders(tmpdir(), keep));
   }
-  /** A fresh sub-folder (one per local worker: its control socket). */
+  /**
+   * A fresh sub-folder (one per local worker: its control socket). Named after
+   * the pool's folder too: on Windows the socket is a named pipe named by the
+   * folder's base name, which must not collide with another pool's.
+   */
   sub(prefix: string): string {
-    const d = join(this.path, `${prefix}${this.n++}`);
+    const d = join(this.path, `${basename(this.path)}-${prefix}${this.n++}`);
     mkdirSync(d, { mode: 0o700 });
     return d;
   }

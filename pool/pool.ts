@@ -51,10 +51,31 @@ let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', () => {
+  const killAll = () => {
     for (const p of live) p.killNow();
-  });
+  };
+  process.on('exit', killAll);
+  // A signal that would end the script ends its workers first (and removes the
+  // pool's folder); alone with it, the signal then does what it would have done.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const on = () => {
+      killAll();
+      if (process.listenerCount(signal) === 1) {
+        process.off(signal, on);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, on);
+  }
 }
+
+/**
+ * @internal `pool[SUBMIT_PIPELINED](fn, ...args)`: `submit`, but the task may be
+ * sent to a busy worker behind its running task (two in flight per worker, as
+ * map's batches), so a stream of tasks keeps every worker busy. tsmpi/dataframe
+ * uses it for a frame's chunks. `Symbol.for`: the same key in every copy.
+ */
+export const SUBMIT_PIPELINED = Symbol.for('tsmpi.pool.submitPipelined');
 
 export interface PoolCore {
   /** channels the pool starts with (Pool.fromComm: the other ranks) */
@@ -196,9 +217,22 @@ export class Pool {
     this.#bar.update(0, this.#barDone, this.#barTotal);
   }
 
+  #pipelineNext = false;
+
+  /** @internal see SUBMIT_PIPELINED */
+  [SUBMIT_PIPELINED](fn: TaskLike, ...args: unknown[]): Future<unknown> {
+    this.#pipelineNext = true;
+    try {
+      return this.submit(fn, ...(args as never[]));
+    } finally {
+      this.#pipelineNext = false;
+    }
+  }
+
   /** Run `fn(...args)` on a worker. */
   submit<F extends TaskLike>(fn: F, ...args: F extends ModuleTask<infer A> ? A : F extends (...a: infer A) => unknown ? A : unknown[]): Future<ResultOf<F>> {
     const id = this.#nextId++;
+    const pipelined = this.#pipelineNext;
     let state: Unit['state'] = 'queued';
     let unit: Unit | null = null;
     let cancelled = false;
@@ -271,6 +305,7 @@ export class Pool {
       });
       unit.onPartial = (v) => future.partial(v);
       unit.onProgress = (d, t) => this.#taskProgress(id, d, t);
+      if (pipelined) unit.pipelined = true;
       this.#start().enqueue(unit);
     };
     if (resolved instanceof Promise) {

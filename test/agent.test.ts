@@ -2,10 +2,16 @@
 // spoken to directly: its hello, its end at EOF, what it refuses, and a
 // call-back that will not give its token to a launcher with the wrong key.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
+import type { AgentJobSpec } from '../launcher/hosts/agent-host.js';
+import { SlurmStep } from '../launcher/hosts/slurm-host.js';
 import { createTlsIdentity } from '../launcher/keys/x509.js';
+import { isTsmpiError } from '../runtime/errors.js';
+import { marked, noneLeft } from './beds/leftovers.js';
 import { FramedConn } from '../launcher/link/framed.js';
 import { stdioLink } from '../launcher/link/stdio-link.js';
 import { parseDaemonMessage, type DaemonToLauncher } from '../runtime/wire/control.js';
@@ -101,5 +107,39 @@ describe('agent-main --call-back (as srun starts it)', () => {
     child.stdin!.end();
     expect(await exited(child, 10_000)).toBe(1);
     expect(err).toMatch(/stdin ended before the call-back line/);
+  });
+});
+
+describe('the launcher end of a Slurm step', () => {
+  // srun replaced by a script that starts the real agent with a forged call-back
+  // line: only the starting of tasks is stood in for, not what is tested.
+  it.each([
+    ['a wrong token', `s/"token":"[^"]*"/"token":"d3Jvbmc="/`, 'n1'],
+    ['the right token from a node that is not in the job', 's/x/x/', 'n9'],
+  ])('refuses an agent with %s: the node never joins, the start fails in time', async (_what, edit, node) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fake-srun-'));
+    const mark = `fake-srun-${Math.random().toString(36).slice(2)}`;
+    const srun = join(dir, 'srun');
+    writeFileSync(srun, `#!/bin/sh\nread line\nprintf '%s\\n' "$line" | sed '${edit}' | SLURMD_NODENAME=${node} FAKE_MARK=${mark} exec ${process.execPath} ${agentMain} --call-back\n`);
+    chmodSync(srun, 0o755);
+    const step = new SlurmStep({ nodes: ['n1'], remoteNode: process.execPath, remotePrefix: null, srun });
+    const job = { connectTimeoutMs: 3000, ranks: [0], note: () => {} } as unknown as AgentJobSpec;
+    const host = step.host('n1', job);
+    try {
+      const t0 = Date.now();
+      const err = await host.connect().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isTsmpiError(err), String(err)).toBe(true);
+      // refused at once, the agent ends (its link closed), srun with it: the start fails
+      expect((err as Error).message).toMatch(/n1 \(slurm\)/);
+      expect(Date.now() - t0).toBeLessThan(8000);
+    } finally {
+      host.close();
+      await noneLeft([`FAKE_MARK=${mark}`], 8000);
+      expect(marked([`FAKE_MARK=${mark}`])).toEqual([]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -269,10 +269,11 @@ describe('tsmpirun: a job that fails', () => {
   });
 
   it('--timeout ends a deadlocked job with 124 and says what each rank waits on', async () => {
-    const r = await job(['--timeout', '1', '-n', '4', fixture('launcher-deadlock.ts'), 'spin']);
+    // 3 s: every rank reaches its wait well before, even on a loaded machine
+    const r = await job(['--timeout', '3', '-n', '4', fixture('launcher-deadlock.ts'), 'spin']);
     expect(r.code).toBe(124);
-    expect(r.ms).toBeGreaterThan(1000);
-    expect(r.stderr).toContain('ran longer than --timeout 1 s');
+    expect(r.ms).toBeGreaterThan(3000);
+    expect(r.stderr).toContain('ran longer than --timeout 3 s');
     expect(r.stderr).toMatch(/rank 0 \(localhost\): recv\(source=1, tag=7\) on comm 0 for \d/);
     expect(r.stderr).toMatch(/rank 1 \(localhost\): recv\(source=0, tag=3\) on comm 0 for \d/);
     expect(r.stderr).toMatch(/rank 2 \(localhost\): running, did not answer/);

@@ -566,3 +566,31 @@ describe('monitor: sampling only while watched', () => {
     }
   });
 });
+
+describe('monitor: ranks as threads (--threads)', () => {
+  it('samples thread ranks too: the blocked call, traffic, and the end naming the failing rank', async () => {
+    const dir = tempDir();
+    const go = join(dir, 'go');
+    let stderr = '';
+    const job = tsmpirun(['--threads', '-n', '4', '--monitor', '0', fixture('monitor-job.ts'), go], {
+      timeoutMs: 60_000,
+      onStart: (c) => c.stderr!.on('data', (b: Buffer) => (stderr += b)),
+    });
+    let w: ReturnType<typeof watch> | null = null;
+    try {
+      await until(() => /monitor at http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(stderr), 20_000, 'the monitor URL');
+      w = watch(/monitor at (\S+)/.exec(stderr)![1]!);
+      const ranks = w.ranks;
+      await until(() => ranks.get(1)?.blocked?.startsWith('recv(source=2, tag=7) on comm 0') === true, 20_000, 'rank 1 blocked in recv(source=2, tag=7)');
+      await until(() => (ranks.get(3)?.traffic?.messagesSent ?? 0) > 0, 20_000, 'rank 3\'s sampled traffic');
+      writeFileSync(go, '');
+      await until(() => w!.seen.end !== null, 20_000, 'the end');
+      expect(w.seen.end!.message).toMatch(/rank 3 on localhost .*exited with code 1/);
+      expect(w.seen.end!.stack).toMatch(/rank 3 gave up/);
+      expect((await job).code).toBe(1);
+    } finally {
+      w?.close();
+      await job.catch(() => {});
+    }
+  });
+});

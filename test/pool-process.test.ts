@@ -18,6 +18,14 @@ function lines(stdout: string): Record<string, unknown> {
   return out;
 }
 
+function readFileSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 const allGone = (pids: number[]) => until(() => pids.every(gone), 3000, `workers ${pids.join(', ')} to end`);
 
 describe('a script using the pool', () => {
@@ -50,6 +58,10 @@ describe('a script using the pool', () => {
     expect(r.signal).toBe(signal);
     expect(pids.length).toBe(2);
     await allGone(pids);
+    // its folder: removed on the way out, or (SIGKILL) by the next pool or tsmpirun
+    const folders = () => readdirSync(tmpdir()).filter((n) => n.startsWith('tsmpi-') && readFileSafe(join(tmpdir(), n, 'launcher.pid')) === String(r.child.pid));
+    if (signal === 'SIGKILL') await run(process.execPath, ['--import', tsx, script, 'exit'], { timeoutMs: 30_000 });
+    await until(() => folders().length === 0, 5000, 'the pool folder of the killed script to be removed');
   });
 
   it('with a cache: a run killed half way resumes; only the rest is computed', async () => {
@@ -78,6 +90,17 @@ describe('a script using the pool', () => {
       const kept = stored();
       expect(kept).toBeGreaterThanOrEqual(3);
       expect(kept).toBeLessThan(10);
+      // Its workers end by themselves within 250 ms (one may start an item meanwhile): wait for quiet.
+      let last = -1;
+      let stableSince = Date.now();
+      await until(() => {
+        const n = ran().length;
+        if (n !== last) {
+          last = n;
+          stableSince = Date.now();
+        }
+        return Date.now() - stableSince > 700;
+      }, 10_000, 'the killed run\'s workers to stop');
       const before = ran().length;
       // Second run: every item's result, but only the items without a stored result run.
       const r2 = await run(process.execPath, ['--import', tsx, script, 'cache', cache, counter], { timeoutMs: 30_000 });

@@ -111,9 +111,9 @@ describe('tsmpirun inside a Slurm allocation (--via slurm, the default there)', 
   });
 
   it('--timeout: 124, saying what each rank waits on', async () => {
-    const r = await inAllocation(['-N2', '-n4'], ['--timeout', '2', fixture('remote-block.ts')]);
+    const r = await inAllocation(['-N2', '-n4'], ['--timeout', '3', fixture('remote-block.ts')]);
     expect(r.code).toBe(124);
-    expect(r.stderr).toMatch(/recv/);
+    expect(r.stderr).toMatch(/rank 3 \(n2\): recv\(source=0, tag=77\)/);
   });
 
   it.each([
@@ -151,6 +151,14 @@ describe('tsmpirun inside a Slurm allocation (--via slurm, the default there)', 
     const r = await done;
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/ERR_PEER_LOST: host n2 was lost/);
+  });
+
+  it('agents that cannot start (no tsmpi at --remote-prefix): srun ends, the start fails at once naming the node and what srun said', async () => {
+    const t0 = Date.now();
+    const r = await inAllocation(['-N2', '-n2'], ['--remote-prefix', '/nonexistent/tsmpi', fixture('remote-hello.ts')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERR_PEER_LOST: n[12] \(slurm\): srun exited with code \d+; srun said: .*Cannot find module '\/nonexistent\/tsmpi\/dist\/launcher\/agent\/agent-main\.js'/);
+    expect(Date.now() - t0).toBeLessThan(20_000);
   });
 
   it('--via slurm outside an allocation is a clear ERR_ARG (exit 2)', async () => {

@@ -85,10 +85,15 @@ describe('what each rank is blocked in', () => {
     const dir = tmp();
     const flag = join(dir, 'go');
     let reported = false;
+    let started = 0;
     const job = tsmpirun(['-n', '2', fixture('blocked.ts'), flag], {
-      onStart: (child) => {
+      // each rank prints its pid once it is up; then it blocks at once
+      onStdout: (text, child) => {
+        started += (text.match(/^pid /gm) ?? []).length;
+        if (started !== 2) return;
+        started++;
         void (async () => {
-          await sleep(1500);
+          await sleep(500);
           child.kill('SIGUSR1');
           await sleep(1500);
           reported = true;

@@ -33,6 +33,16 @@ function drained(socket: Duplex): Promise<void> {
   });
 }
 
+/**
+ * The lines of a far side's stderr (ssh's, srun's, the shell's, node's) that
+ * say what went wrong, else its last lines: for an error message.
+ */
+export function whatItSaid(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const telling = lines.filter((l) => /error|denied|not found|no such|refused|failed|cannot|unable/i.test(l) && !/^srun: error: .*Exited with exit code/.test(l));
+  return (telling.length ? telling.slice(0, 2) : lines.slice(-2)).join(' | ');
+}
+
 export interface StagedSource extends StagedFile {
   /** where the file is on this machine */
   path: string;

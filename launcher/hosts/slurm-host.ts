@@ -22,7 +22,7 @@ import { FrameDecoder, FrameType } from '../../runtime/wire/frame.js';
 import type { CallBack } from '../agent/agent-main.js';
 import { createTlsIdentity, type TlsIdentity } from '../keys/x509.js';
 import { distDir } from '../os/paths.js';
-import { AgentHost, type AgentJobSpec } from './agent-host.js';
+import { AgentHost, whatItSaid, type AgentJobSpec } from './agent-host.js';
 
 export interface SlurmStepOptions {
   /** the allocation's nodes that get ranks, in order */
@@ -102,8 +102,7 @@ export class SlurmStep {
 
   /** What srun said last (its errors, the agents' stderr). */
   get said(): string {
-    const lines = this.stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
-    return lines.slice(-3).join(' | ');
+    return whatItSaid(this.stderrTail);
   }
 
   /** Why the step is over, or null while it runs. */

@@ -15,7 +15,7 @@ import { CONTROL_VERSION } from '../../runtime/wire/control.js';
 import type { HostSpec } from '../hostlist/hosts.js';
 import { stdioLink } from '../link/stdio-link.js';
 import { distDir } from '../os/paths.js';
-import { AgentHost, type AgentJobSpec } from './agent-host.js';
+import { AgentHost, whatItSaid, type AgentJobSpec } from './agent-host.js';
 
 export interface SshOptions {
   /** the ssh command and its own options (`--ssh-command "ssh -F cfg"`); default ['ssh'] */
@@ -67,10 +67,7 @@ export class SshHost extends AgentHost {
   }
 
   protected override lostReason(why: string): string {
-    // the lines that say what went wrong (ssh's, the shell's, node's), else the last
-    const lines = this.stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
-    const telling = lines.filter((l) => /error|denied|not found|no such|refused|failed|cannot|unable/i.test(l));
-    const err = (telling.length ? telling.slice(0, 2) : lines.slice(-2)).join(' | ');
+    const err = whatItSaid(this.stderrTail);
     return [why, this.exitText ?? '', err ? `ssh said: ${err}` : ''].filter(Boolean).join('; ');
   }
 

@@ -3,8 +3,10 @@
  * the serial danfojs call returns (values, index, columns, dtypes), computed by
  * several processes:
  *
- * - standalone (no `comm`): a pool of local worker processes, started on first
- *   use and reused; `closePool()` ends it (so does the process's exit);
+ * - standalone (no `comm`): chunk tasks on a tsmpi/pool Pool: the plugin's own
+ *   (local workers, started on first use and reused; `closePool()` ends it, so
+ *   does the process's exit), or the user's, given as the `pool` option (local
+ *   or remote hosts);
  * - collective (`comm` given): every rank of `comm` calls, the `root` passes the
  *   frame and gets the result.
  *
@@ -17,7 +19,7 @@ import { runCollective } from './collective.js';
 import { functionSource } from './fn-source.js';
 import { planApply, planApplyMap, planGroupApply, planMap, isFrame, isSeries, type FrameLike, type Plan, type SeriesLike } from './operations.js';
 import { checkOptions, type Checked, type CollectiveOptions, type ParallelOptions, type StandaloneOptions } from './options.js';
-import { Pool, WorkerFailure, removeExitHooks } from './pool.js';
+import { closeStandalonePool, defaultWorkers, handoffFor, runOnPool, standalonePids, standalonePool, WorkerFailure } from './pool.js';
 import { ProgressBar } from './progress.js';
 import { reviveError } from './remote-error.js';
 import { quietTensorflow } from './compile.js';
@@ -28,8 +30,6 @@ export type { RemoteErrorFields } from './remote-error.js';
 
 /** A row as danfojs gives it to `apply` (axis 1): the row's values, missing ones removed. */
 export type Row = (number | string | boolean)[];
-
-let pool: Pool | null = null;
 
 /**
  * `df.apply(fn, { axis })`, in parallel. Axis 1 (the default, as in danfojs)
@@ -102,16 +102,13 @@ export async function parallelGroupApply<C>(
 }
 
 /** End the standalone pool's worker processes (a later call starts a new pool). */
-export async function closePool(): Promise<void> {
-  const p = pool;
-  pool = null;
-  removeExitHooks();
-  if (p) await p.close();
+export function closePool(): Promise<void> {
+  return closeStandalonePool();
 }
 
 /** @internal the standalone pool's worker pids (for tests) */
 export function poolPids(): number[] {
-  return pool?.pids ?? [];
+  return standalonePids();
 }
 
 function frame(what: string, df: unknown): FrameLike {
@@ -170,21 +167,25 @@ export function lastTimings(): Timings | null {
 }
 
 async function runStandalone(plan: Plan, source: string, o: Checked, t0: number): Promise<unknown> {
-  pool ??= new Pool();
+  const workers = o.workers ?? defaultWorkers(o.pool);
+  const pool = o.pool ?? (await standalonePool(workers));
   const t1 = performance.now();
   let pack = 0;
   let compute = 0;
-  const bounds = plan.bounds(o.workers, 'pool');
+  const bounds = plan.bounds(workers, 'pool');
   const chunks = bounds.length - 1;
   const bar = o.progress ? new ProgressBar({ label: plan.what, total: plan.total, unit: plan.unit }) : null;
   let outs;
   try {
-    outs = await pool.run({
+    outs = await runOnPool(pool, {
       kind: plan.kind,
       source,
       ctx: o.ctx,
       hasCtx: o.hasCtx,
-      workers: o.workers,
+      // Two chunks per worker: none waits for its next one.
+      window: () => 2 * (o.workers ?? Math.max(workers, o.pool?.workers.length ?? 0)),
+      cancelRunning: !o.pool,
+      handoff: handoffFor(pool),
       chunks,
       encode: (i) => {
         const t = performance.now();

@@ -2,18 +2,21 @@
  * The options of every dataframe call, checked once, with messages that name
  * the option.
  */
-import { availableParallelism } from 'node:os';
 import { serialize } from 'node:v8';
 import type { Comm } from '../../runtime/comm.js';
 import { TsmpiError } from '../../runtime/errors.js';
 import { describeUnclonable } from '../../runtime/wire/codec.js';
+import type { Pool } from '../../pool/pool.js';
+import { isPoolLike, type PoolLike } from './pool.js';
 
 /** Options of every call; `comm` selects collective mode. */
 export interface ParallelOptions<C = unknown> {
   /** `df.apply` only: 1 = rows (danfojs's default), 0 = columns */
   axis?: 0 | 1;
-  /** standalone mode: worker processes (default: the machine's cores) */
+  /** standalone mode: worker processes (default: the machine's cores; with `pool`: its workers) */
   workers?: number;
+  /** standalone mode: a tsmpi/pool Pool (local or remote hosts) whose workers compute the chunks */
+  pool?: Pool;
   /** draw a progress bar on stderr (in a tsmpirun job: the launcher's bar) */
   progress?: boolean;
   /** plain values the function reads from its second argument */
@@ -28,11 +31,14 @@ export interface ParallelOptions<C = unknown> {
 export type StandaloneOptions<C = unknown> = Omit<ParallelOptions<C>, 'comm' | 'root'> & { comm?: undefined; root?: undefined };
 
 /** Collective mode: every rank of `comm` calls; the result comes back on `root`, `undefined` elsewhere. */
-export type CollectiveOptions<C = unknown> = Omit<ParallelOptions<C>, 'comm' | 'workers'> & { comm: Comm; workers?: undefined };
+export type CollectiveOptions<C = unknown> = Omit<ParallelOptions<C>, 'comm' | 'workers' | 'pool'> & { comm: Comm; workers?: undefined; pool?: undefined };
 
 export interface Checked {
   axis: 0 | 1;
-  workers: number;
+  /** workers asked for; null: the pool's (or the machine's cores) */
+  workers: number | null;
+  /** the user's pool; null: the plugin's own */
+  pool: PoolLike | null;
   progress: boolean;
   hasCtx: boolean;
   ctx: unknown;
@@ -40,7 +46,7 @@ export interface Checked {
   root: number;
 }
 
-const KNOWN = new Set(['axis', 'workers', 'progress', 'context', 'comm', 'root']);
+const KNOWN = new Set(['axis', 'workers', 'pool', 'progress', 'context', 'comm', 'root']);
 
 export function checkOptions(what: string, opts: unknown, allowAxis: boolean): Checked {
   if (opts === undefined || opts === null) opts = {};
@@ -55,7 +61,7 @@ export function checkOptions(what: string, opts: unknown, allowAxis: boolean): C
     if (o.axis !== 0 && o.axis !== 1) throw new TsmpiError('ERR_ARG', `${what}: \`axis\` must be 0 or 1, got ${String(o.axis)}`);
     axis = o.axis;
   }
-  let workers = availableParallelism();
+  let workers: number | null = null;
   if (o.workers !== undefined) {
     if (!Number.isInteger(o.workers) || (o.workers as number) < 1 || (o.workers as number) > 1024) {
       throw new TsmpiError('ERR_ARG', `${what}: \`workers\` must be an integer from 1 to 1024, got ${String(o.workers)}`);
@@ -81,6 +87,12 @@ export function checkOptions(what: string, opts: unknown, allowAxis: boolean): C
     }
     comm = o.comm;
     if (o.workers !== undefined) throw new TsmpiError('ERR_ARG', `${what}: \`workers\` applies to standalone mode; with \`comm\` every rank of it works`);
+    if (o.pool !== undefined) throw new TsmpiError('ERR_ARG', `${what}: \`pool\` applies to standalone mode; with \`comm\` every rank of it works`);
+  }
+  let pool: PoolLike | null = null;
+  if (o.pool !== undefined) {
+    if (!isPoolLike(o.pool)) throw new TsmpiError('ERR_ARG', `${what}: \`pool\` must be a Pool from tsmpi/pool (new Pool(...)), got ${o.pool === null ? 'null' : typeof o.pool}`);
+    pool = o.pool;
   }
   let root = 0;
   if (o.root !== undefined) {
@@ -90,5 +102,5 @@ export function checkOptions(what: string, opts: unknown, allowAxis: boolean): C
     }
     root = o.root as number;
   }
-  return { axis, workers, progress: o.progress === true, hasCtx, ctx: o.context, comm, root };
+  return { axis, workers, pool, progress: o.progress === true, hasCtx, ctx: o.context, comm, root };
 }

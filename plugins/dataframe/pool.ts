@@ -1,35 +1,32 @@
 /**
- * Standalone mode: a pool of local worker processes, started on first use,
- * reused by later calls (one call at a time), and ended by `closePool()`, at
- * exit, on SIGINT/SIGTERM, or when the script dies of an uncaught error. A
- * worker whose root goes away (even by SIGKILL) notices and exits.
+ * Where standalone dataframe calls run: a tsmpi/pool `Pool`, the plugin's own
+ * (local workers, started on first use, reused by later calls, ended by
+ * `closePool()` or when the process ends, as every Pool's workers are) or one
+ * the user passes as the `pool` option (local or remote hosts).
  *
- * Chunks are handed out as workers free up (two in flight per worker, so none
- * waits for the next). The first failure rejects the call at once; the workers
- * still busy with that call are ended (their chunks cancelled) and replaced on
- * the next call.
+ * A call is a stream of chunk tasks (chunk-task.ts): packed lazily, a few
+ * ahead of the workers (two per worker, so none waits for its next one), their
+ * results gathered in chunk order. The first failure rejects the call at once;
+ * the chunks not started are dropped, and on the plugin's own pool the ones
+ * still running are cancelled (their workers are ended and replaced).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { availableParallelism } from 'node:os';
 import { TsmpiError } from '../../runtime/errors.js';
+import type { Pool } from '../../pool/pool.js';
+import type { Future } from '../../pool/future.js';
+import { task, type ModuleTask } from '../../pool/task.js';
+import type { ChunkCall, ChunkOutcome } from './chunk-task.js';
 import type { Chunk, ChunkResult, Kind } from './kernel.js';
-import { readMessages, writeMessage, type FailureReport, type FromWorker } from './messages.js';
-
-/** How long a new worker may take to say it is ready. */
-export const WORKER_START_TIMEOUT_MS = 30_000;
-/** Chunks in flight per worker. */
-const DEPTH = 2;
+import type { FailureReport } from './messages.js';
+import { Handoff, isFileRef, putFile, takeFile, type FileRef } from './handoff.js';
 
 export interface PoolCall {
   kind: Kind;
   source: string;
   ctx: unknown;
   hasCtx: boolean;
-  /** how many workers to use */
-  workers: number;
+  /** chunks in flight at once (asked again as workers come up) */
+  window: () => number;
   /** number of chunks; `encode(i)` builds chunk i when it is sent */
   chunks: number;
   encode(i: number): Chunk;
@@ -37,6 +34,10 @@ export interface PoolCall {
   progress?: (done: number) => void;
   /** a chunk's result came in; `ms`: the worker's time on it */
   onChunk?: (chunk: number, ms: number) => void;
+  /** end the workers of chunks still running when the call fails (the plugin's own pool) */
+  cancelRunning: boolean;
+  /** chunks and results as files on this machine (the plugin's own pool: every worker is local) */
+  handoff: Handoff | null;
 }
 
 /** `fn` failed in a worker. */
@@ -49,275 +50,176 @@ export class WorkerFailure extends Error {
   }
 }
 
-interface Worker {
-  child: ChildProcess;
-  sock: Socket;
-  pid: number;
-  ready: boolean;
-  dead: boolean;
-  /** the call whose function this worker holds */
-  call: number;
-  /** chunks sent and not answered */
-  inflight: Set<number>;
-  onMessage: (m: FromWorker) => void;
-  onExit: (why: string) => void;
+/** What the plugin needs of a pool (a user's Pool, from whichever copy of tsmpi/pool). */
+export interface PoolLike {
+  submit(fn: ModuleTask, ...args: unknown[]): Future<unknown>;
+  readonly workers: { pid: number; host: string }[];
 }
 
-let nextCall = 1;
+export function isPoolLike(p: unknown): p is PoolLike {
+  const o = p as Partial<PoolLike> | null;
+  return typeof o === 'object' && o !== null && typeof o.submit === 'function' && typeof (o as { map?: unknown }).map === 'function';
+}
 
-export class Pool {
-  private workers: Worker[] = [];
-  private tail: Promise<unknown> = Promise.resolve();
-  private closed = false;
+/** pool/pool.ts SUBMIT_PIPELINED (not imported: collective-mode ranks never load the pool). */
+const SUBMIT_PIPELINED = Symbol.for('tsmpi.pool.submitPipelined');
 
-  /** Live worker processes' ids (tests look for leftovers). */
-  get pids(): number[] {
-    return this.workers.filter((w) => !w.dead).map((w) => w.pid);
-  }
+/** The chunk task, beside this module (.js when built, .ts when run from source). */
+const CHUNK_TASK = task(new URL(import.meta.url.endsWith('.ts') ? './chunk-task.ts' : './chunk-task.js', import.meta.url), 'runDataframeChunk');
 
-  /** Run a call: results per chunk, in chunk order. Calls run one at a time. */
-  run(call: PoolCall): Promise<ChunkResult[]> {
-    const p = this.tail.then(() => this.runNow(call));
-    this.tail = p.catch(() => {});
-    return p;
-  }
+/** Run a call: results per chunk, in chunk order. */
+export function runOnPool(pool: PoolLike, call: PoolCall): Promise<ChunkResult[]> {
+  if (call.chunks === 0) return Promise.resolve([]);
+  const { handoff } = call;
+  const header: ChunkCall = { kind: call.kind, source: call.source, ctx: call.ctx, hasCtx: call.hasCtx, progress: !!call.progress, resultDir: handoff?.dir ?? null };
+  const results: ChunkResult[] = new Array(call.chunks);
+  const chunkDone = new Float64Array(call.chunks);
+  const sizes = new Float64Array(call.chunks);
+  const live = new Map<number, Future<unknown>>();
+  const files = new Map<number, FileRef>();
+  let doneItems = 0;
+  let answered = 0;
+  let next = 0;
+  let settled = false;
 
-  private runNow(call: PoolCall): Promise<ChunkResult[]> {
-    if (this.closed) return Promise.reject(new TsmpiError('ERR_ARG', 'tsmpi/dataframe: the worker pool is closed'));
-    if (call.chunks === 0) return Promise.resolve([]);
-    const id = nextCall++;
-    const used = this.ensure(Math.min(call.workers, call.chunks));
-    const results: ChunkResult[] = new Array(call.chunks);
-    const chunkDone = new Float64Array(call.chunks);
-    const sizes = new Float64Array(call.chunks);
-    let doneItems = 0;
-    let answered = 0;
-    let next = 0;
-    let settled = false;
-
-    return new Promise<ChunkResult[]>((resolve, reject) => {
-      const finish = (err: Error | null) => {
-        if (settled) return;
-        settled = true;
-        for (const w of used) {
-          w.onMessage = () => {};
-          w.onExit = () => {};
-          if (err && w.inflight.size > 0) this.retire(w);
-          w.inflight.clear();
-          if (!w.dead) w.sock.unref();
+  // Two chunks in flight per worker (the pool's pipelined submit; a Pool
+  // without it gets them one at a time).
+  const submit = ((pool as unknown as Record<symbol, PoolLike['submit']>)[SUBMIT_PIPELINED] ?? pool.submit) as PoolLike['submit'];
+  return new Promise<ChunkResult[]>((resolve, reject) => {
+    const finish = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      if (err) {
+        for (const [i, f] of live) {
+          const queued = f.state === 'queued';
+          if (queued || call.cancelRunning) f.cancel();
+          if (queued && files.has(i)) handoff!.drop(files.get(i)!);
         }
-        if (err) reject(err);
-        else resolve(results);
-      };
-
-      // One chunk to each worker with room per turn of the event loop, so the
-      // pipes carry one chunk while the next is being packed.
-      let again = false;
-      const pump = () => {
-        if (settled || again) return;
-        for (const w of used) {
-          if (next >= call.chunks) break;
-          if (w.dead || w.inflight.size >= DEPTH) continue;
-          const i = next++;
-          let data: Chunk;
-          try {
-            data = call.encode(i);
-          } catch (e) {
-            finish(e as Error);
-            return;
-          }
-          sizes[i] = data.n;
-          try {
-            if (w.call !== id) {
-              writeMessage(w.sock, { t: 'call', call: id, kind: call.kind, source: call.source, ctx: call.ctx, hasCtx: call.hasCtx, progress: !!call.progress });
-              w.call = id;
-            }
-            writeMessage(w.sock, { t: 'chunk', call: id, chunk: i, data });
-          } catch (e) {
-            finish(e as Error);
-            return;
-          }
-          w.inflight.add(i);
-        }
-        if (next < call.chunks && used.some((w) => !w.dead && w.inflight.size < DEPTH)) {
-          again = true;
-          setImmediate(() => {
-            again = false;
-            pump();
-          });
-        }
-      };
-
-      for (const w of used) {
-        w.sock.ref();
-        w.onMessage = (m) => {
-          if (settled || m.t === 'ready' || m.call !== id) return;
-          if (m.t === 'progress') {
-            const delta = m.done - chunkDone[m.chunk]!;
-            if (delta > 0) {
-              chunkDone[m.chunk] = m.done;
-              doneItems += delta;
-              call.progress?.(doneItems);
-            }
-            return;
-          }
-          w.inflight.delete(m.chunk);
-          if (m.t === 'fail') {
-            finish(new WorkerFailure(m.report, w.pid));
-            return;
-          }
-          results[m.chunk] = m.out;
-          call.onChunk?.(m.chunk, m.ms);
-          doneItems += sizes[m.chunk]! - chunkDone[m.chunk]!;
-          chunkDone[m.chunk] = sizes[m.chunk]!;
-          call.progress?.(doneItems);
-          if (++answered === call.chunks) finish(null);
-          else pump();
-        };
-        w.onExit = (why) => {
-          // Its chunks are lost, or no worker is left for the chunks not sent yet.
-          if (w.inflight.size > 0 || used.every((x) => x.dead)) {
-            finish(new TsmpiError('ERR_PEER_LOST', `tsmpi/dataframe: worker process ${w.pid} ${why} while running the call`));
-          }
-        };
-      }
-      pump();
-    });
-  }
-
-  /** The first `n` workers, started as needed. */
-  private ensure(n: number): Worker[] {
-    this.workers = this.workers.filter((w) => !w.dead);
-    while (this.workers.length < n) this.workers.push(this.start());
-    installExitHooks(this);
-    return this.workers.slice(0, n);
-  }
-
-  private start(): Worker {
-    const { command, args } = workerCommand();
-    const child = spawn(command, args, {
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-      env: process.env,
-      windowsHide: true,
-    });
-    const sock = child.stdio[3] as Socket;
-    const w: Worker = {
-      child,
-      sock,
-      pid: child.pid ?? -1,
-      ready: false,
-      dead: false,
-      call: 0,
-      inflight: new Set(),
-      onMessage: () => {},
-      onExit: () => {},
+        live.clear();
+        reject(err);
+      } else resolve(results);
     };
-    const timer = setTimeout(() => {
-      if (!w.ready) {
-        w.onExit(`did not start within ${WORKER_START_TIMEOUT_MS / 1000} s`);
-        this.retire(w);
-      }
-    }, WORKER_START_TIMEOUT_MS);
-    timer.unref();
-    readMessages<FromWorker>(
-      sock,
-      (m) => {
-        if (m.t === 'ready') {
-          w.ready = true;
-          clearTimeout(timer);
+    const advance = (i: number, done: number) => {
+      const delta = done - chunkDone[i]!;
+      if (delta <= 0) return;
+      chunkDone[i] = done;
+      doneItems += delta;
+      call.progress?.(doneItems);
+    };
+    const fill = () => {
+      while (!settled && next < call.chunks && live.size < Math.max(1, call.window())) {
+        const i = next++;
+        let data: Chunk;
+        try {
+          data = call.encode(i);
+        } catch (e) {
+          finish(e as Error);
+          return;
         }
-        w.onMessage(m);
-      },
-      (e) => {
-        w.onExit(`sent a malformed message (${e.message})`);
-        this.retire(w);
-      },
-    );
-    sock.on('error', () => {});
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      w.dead = true;
-      w.onExit(`could not start (${e.message})`);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      w.dead = true;
-      w.onExit(signal ? `was ended by ${signal}` : `exited with code ${code}`);
-    });
-    child.unref();
-    sock.unref();
-    return w;
-  }
+        sizes[i] = data.n;
+        let arg: Chunk | FileRef = data;
+        if (handoff) {
+          try {
+            files.set(i, (arg = putFile(handoff.name('c'), data)));
+          } catch {
+            // No room in /dev/shm (a small tmpfs): this chunk travels in the message.
+          }
+        }
+        const f = submit.call(pool, CHUNK_TASK, header, arg);
+        live.set(i, f);
+        if (call.progress) f.onPartial((v) => advance(i, Math.min(sizes[i]!, Number((v as { done?: number })?.done) || 0)));
+        f.then(
+          (value) => {
+            if (settled) return;
+            live.delete(i);
+            const o = value as ChunkOutcome;
+            if (!o.ok) {
+              finish(new WorkerFailure(o.report, o.pid));
+              return;
+            }
+            try {
+              results[i] = isFileRef(o.out) ? (takeFile(o.out) as ChunkResult) : o.out;
+            } catch (e) {
+              finish(e as Error);
+              return;
+            }
+            call.onChunk?.(i, o.ms);
+            advance(i, sizes[i]!);
+            if (++answered === call.chunks) finish(null);
+            else fill();
+          },
+          (err: unknown) => {
+            if (settled) return;
+            const e = err as Error;
+            live.delete(i);
+            const code = e instanceof TsmpiError ? e.code : null;
+            finish(code === 'ERR_PEER_LOST' || code === 'ERR_CANCELLED' || code === 'ERR_TIMEOUT' ? new TsmpiError(code, `tsmpi/dataframe: ${e.message}`, { cause: e }) : e);
+          },
+        );
+      }
+    };
+    fill();
+  });
+}
 
-  /** End a worker now (a cancelled chunk, a broken pipe). */
-  private retire(w: Worker): void {
-    w.dead = true;
-    try {
-      w.child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+/** The plugin's own pool: local workers, as many as the largest `workers` asked so far. */
+let own: { pool: Pool; size: number; handoff: Handoff } | null = null;
 
-  /** End every worker now, synchronously (exit hooks). */
-  killAll(): void {
-    for (const w of this.workers) this.retire(w);
-    this.workers = [];
-  }
+/** The hand-off folder of the plugin's own pool, when `pool` is it. */
+export function handoffFor(pool: PoolLike): Handoff | null {
+  return own && own.pool === pool ? own.handoff : null;
+}
 
-  /** Close the pipes and wait for the workers to exit (SIGKILL after `graceMs`). */
-  async close(graceMs = 2000): Promise<void> {
-    this.closed = true;
-    const ws = this.workers;
-    this.workers = [];
-    await Promise.all(
-      ws.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            if (w.child.exitCode !== null || w.child.signalCode !== null) return resolve();
-            w.child.once('exit', () => resolve());
-            const t = setTimeout(() => this.retire(w), graceMs);
-            w.child.once('exit', () => clearTimeout(t));
-            w.sock.end();
-          }),
-      ),
-    );
+export async function standalonePool(workers: number): Promise<Pool> {
+  if (own && own.size >= workers) return own.pool;
+  // Loaded on first use: collective-mode ranks never need it.
+  const { Pool } = await import('../../pool/pool.js');
+  if (own && own.size >= workers) return own.pool;
+  // A bigger pool: the old one finishes what it runs, then ends.
+  if (own) {
+    const old = own;
+    void old.pool.close().finally(() => old.handoff.close());
+  }
+  const pool = new Pool({ workers });
+  own = { pool, size: workers, handoff: new Handoff() };
+  await allStarted(pool, workers);
+  return pool;
+}
+
+/** How long the plugin's own pool waits for its workers to start before its first call. */
+export const WORKER_START_TIMEOUT_MS = 30_000;
+
+/**
+ * Start the pool's workers (a pool starts them on first use) and wait until
+ * all are up, so that the first call spreads over all of them (and they all
+ * count as the pool's processes). A worker that cannot start is reported by the
+ * call that needs it; this only stops waiting.
+ */
+async function allStarted(pool: Pool, n: number): Promise<void> {
+  pool.submit(() => 0).then(
+    () => {},
+    () => {},
+  );
+  const until = performance.now() + WORKER_START_TIMEOUT_MS;
+  while (pool.workers.length < n && performance.now() < until && own?.pool === pool) await new Promise((r) => setTimeout(r, 2));
+}
+
+/** End the plugin's own pool (a later call starts a new one). */
+export async function closeStandalonePool(): Promise<void> {
+  const p = own;
+  own = null;
+  if (p) {
+    await p.pool.close();
+    p.handoff.close();
   }
 }
 
-/** How to start a worker: the built worker.js beside this module, or worker.ts through tsx. */
-function workerCommand(): { command: string; args: string[] } {
-  const js = fileURLToPath(new URL('./worker.js', import.meta.url));
-  if (existsSync(js)) return { command: process.execPath, args: [js] };
-  const ts = fileURLToPath(new URL('./worker.ts', import.meta.url));
-  const tsx = createRequire(import.meta.url).resolve('tsx');
-  return { command: process.execPath, args: ['--import', pathToFileURL(tsx).href, ts] };
+/** The plugin's own pool's worker process ids. */
+export function standalonePids(): number[] {
+  return own?.pool.workers.map((w) => w.pid) ?? [];
 }
 
-// Exit hooks: one set for the process, for whichever pool is current.
-let hooked: Pool | null = null;
-const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-const onExit = () => hooked?.killAll();
-const onSignal = (signal: NodeJS.Signals) => {
-  hooked?.killAll();
-  // Alone with this signal: do what Node would have done without us.
-  if (process.listenerCount(signal) === 1) {
-    removeExitHooks();
-    process.kill(process.pid, signal);
-  }
-};
-
-function installExitHooks(pool: Pool): void {
-  if (hooked === pool) return;
-  removeExitHooks();
-  hooked = pool;
-  process.on('exit', onExit);
-  for (const s of signals) process.on(s, onSignal);
-}
-
-export function removeExitHooks(): void {
-  if (!hooked) return;
-  hooked = null;
-  process.removeListener('exit', onExit);
-  for (const s of signals) process.removeListener(s, onSignal);
+/** Workers a call on `pool` spreads over when it does not say: its live workers, or at least this machine's cores. */
+export function defaultWorkers(pool: PoolLike | null): number {
+  return Math.max(1, pool?.workers.length ?? 0, availableParallelism());
 }

@@ -1,0 +1,168 @@
+// The pool section of bench/run.js (--only pool): runs bench/pool.mjs (tsmpi/pool,
+// the serial loop, piscina, workerpool; then tsmpi/pool over two loopback tsmpid
+// hosts) and bench/pool_anchors.py (multiprocessing.Pool, ProcessPoolExecutor,
+// joblib), and builds the table: every cell beside its anchor, as a ratio.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(BENCH);
+const TSMPIRUN = join(ROOT, 'dist', 'launcher', 'tsmpirun.js');
+const TSMPID = join(ROOT, 'dist', 'launcher', 'tsmpid.js');
+/** Two tsmpid hosts on loopback (the pool's address block: 127.0.0.51–.59). */
+export const POOL_HOSTS = ['127.0.0.56', '127.0.0.57'];
+
+const parse = (stdout) => {
+  const m = /^BENCH (.*)$/m.exec(stdout);
+  return m ? JSON.parse(m[1]) : null;
+};
+
+/** Start a tsmpid on `host` (own process group); resolves { child, port }. */
+function startDaemon(host, keys, workdir) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TSMPID, '--listen', `${host}:0`, '--authorized-keys', join(keys, 'id.pub'), '--workdir', workdir, '--slots', '1'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      kill(child);
+      reject(new Error(`tsmpid on ${host} did not say where it listens within 15 s: ${err.trim().slice(-300)}`));
+    }, 15_000);
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d;
+      const m = /tsmpid: listening on (\S+):(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[2]) });
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d) => (err = (err + d).slice(-20_000)));
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`tsmpid on ${host} exited (${sig ?? code}): ${err.trim().slice(-300)}`));
+    });
+  });
+}
+
+function kill(child, signal = 'SIGKILL') {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {}
+  }
+}
+
+/**
+ * Run the section. `run(cmd, args, opts)` is run.js's bounded child runner.
+ * Resolves { node, py, notes, errors }.
+ */
+export async function poolSection({ run, withAnchors, quick, log, PY }) {
+  const notes = [];
+  const errors = [];
+  // joblib: Debian's python3-joblib, as the other anchors come from Debian.
+  const hasJoblib = () => spawnSync(PY, ['-c', 'import joblib'], { stdio: 'ignore', timeout: 30_000 }).status === 0;
+  if (!hasJoblib() && withAnchors) {
+    if (process.getuid?.() !== 0) notes.push('--with-anchors: not root, cannot apt-get install python3-joblib');
+    else {
+      log('installing python3-joblib (apt-get)…');
+      const env = { DEBIAN_FRONTEND: 'noninteractive' };
+      await run('apt-get', ['update', '-q'], { timeoutMs: 300_000, env });
+      const i = await run('apt-get', ['install', '-y', '-q', 'python3-joblib'], { timeoutMs: 600_000, env });
+      if (i.code !== 0) errors.push(`apt-get install python3-joblib: exit ${i.code}`);
+    }
+  }
+  if (!hasJoblib()) notes.push(`joblib anchors unavailable (${PY} has no joblib${withAnchors ? '' : '; pass --with-anchors to install python3-joblib'}): their cells are n/a`);
+
+  const scratch = mkdtempSync(join(tmpdir(), 'tsmpi-bench-pool-'));
+  const daemons = [];
+  const onExit = () => daemons.forEach((d) => kill(d.child));
+  process.on('exit', onExit);
+  let node = null;
+  let py = null;
+  try {
+    // Two tsmpid hosts on loopback, one slot each: the remote rows.
+    const keys = join(scratch, 'keys');
+    let hostArgs = [];
+    const kg = await run(process.execPath, [TSMPIRUN, 'keygen', '--out', keys], { timeoutMs: 30_000 });
+    if (kg.code !== 0) errors.push(`tsmpirun keygen: exit ${kg.code}: ${kg.stderr.trim().slice(-300)}`);
+    else {
+      try {
+        for (const h of POOL_HOSTS) daemons.push({ host: h, ...(await startDaemon(h, keys, join(scratch, `tsmpid-${h}`))) });
+        const hostfile = join(scratch, 'hosts');
+        writeFileSync(hostfile, daemons.map((d) => `${d.host} slots=1 port=${d.port}`).join('\n') + '\n');
+        hostArgs = ['--hostfile', hostfile, '--identity', join(keys, 'id'), '--known-hosts', join(keys, 'known_hosts')];
+      } catch (e) {
+        errors.push(e.message);
+      }
+    }
+    log('pool: node side (tsmpi/pool, serial loop, piscina, workerpool)');
+    const n = await run(process.execPath, [join(BENCH, 'pool.mjs'), ...(quick ? ['--quick'] : []), ...hostArgs], { timeoutMs: 900_000 });
+    node = parse(n.stdout);
+    if (n.code !== 0 || !node) errors.push(`bench/pool.mjs: exit ${n.code}: ${n.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    process.stderr.write(n.stderr);
+    log('pool: python anchors (multiprocessing.Pool, ProcessPoolExecutor, joblib)');
+    const p = await run(PY, [join(BENCH, 'pool_anchors.py'), JSON.stringify({ quick })], { timeoutMs: 900_000 });
+    py = parse(p.stdout);
+    if (p.code !== 0 || !py) errors.push(`bench/pool_anchors.py: exit ${p.code}: ${p.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    process.stderr.write(p.stderr);
+  } finally {
+    for (const d of daemons) kill(d.child, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    onExit();
+    process.removeListener('exit', onExit);
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return { node: node ?? {}, py: py ?? {}, notes, errors };
+}
+
+const f = (x, d = 1) => (x === undefined || x === null || !Number.isFinite(x) ? 'n/a' : x >= 100 ? x.toFixed(0) : x.toFixed(d));
+const r = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(a / b < 0.1 ? 3 : 2)}×` : 'n/a');
+const met = (ok) => (ok === null ? '' : ok ? ' ✓' : ' ✗ missed');
+const check = (a, b, pred) => (Number.isFinite(a) && Number.isFinite(b) ? pred(a / b) : null);
+
+/** The pool table (markdown). */
+export function poolTable({ node: n, py: p }) {
+  const rows = [];
+  rows.push('| measurement (2 workers, warm pools, medians) | tsmpi/pool | anchor | anchor value | tsmpi / anchor | target |');
+  rows.push('|---|---:|---|---:|---:|---|');
+  const map = n['tsmpi:map'];
+  rows.push(`| 100,000 trivial tasks, \`map\` (ms) | ${f(map)} | Node serial loop | ${f(n['serial:map'])} | ${r(map, n['serial:map'])} | |`);
+  rows.push(`| | | \`multiprocessing.Pool.map\` | ${f(p['mp:map'])} | ${r(map, p['mp:map'])} | ≤ 1.5×${met(check(map, p['mp:map'], (x) => x <= 1.5))} |`);
+  rows.push(`| | | \`ProcessPoolExecutor.map(chunksize=1000)\` | ${f(p['ppe:map'])} | ${r(map, p['ppe:map'])} | |`);
+  rows.push(`| | | joblib \`Parallel(n_jobs=2)\` | ${f(p['joblib:map'])} | ${r(map, p['joblib:map'])} | ≤ 0.1×${met(check(map, p['joblib:map'], (x) => x <= 0.1))} |`);
+  rows.push(`| | | piscina, one \`run\` per item | ${f(n['piscina:map'])} | ${r(map, n['piscina:map'])} | ≤ 0.02×${met(check(map, n['piscina:map'], (x) => x <= 0.02))} |`);
+  rows.push(`| | | workerpool, one \`exec\` per item | ${f(n['workerpool:map'])} | ${r(map, n['workerpool:map'])} | |`);
+  const sp = (serial, t) => (Number.isFinite(serial) && Number.isFinite(t) ? serial / t : NaN);
+  const cpu = sp(n['serial:cpu'], n['tsmpi:cpu']);
+  rows.push(`| 40 CPU-bound tasks of ~50 ms: speed-up over the serial loop | ${f(cpu, 2)}× | Node serial loop (ms) | ${f(n['serial:cpu'])} | ${f(cpu, 2)}× | ≥ 1.9×${met(Number.isFinite(cpu) ? cpu >= 1.9 : null)} |`);
+  rows.push(`| | | \`multiprocessing.Pool.map\` speed-up (over Python's loop) | ${f(sp(p['py:serial:cpu'], p['mp:cpu']), 2)}× | | |`);
+  rows.push(`| | | \`ProcessPoolExecutor.map\` speed-up | ${f(sp(p['py:serial:cpu'], p['ppe:cpu']), 2)}× | | |`);
+  rows.push(`| | | joblib speed-up | ${f(sp(p['py:serial:cpu'], p['joblib:cpu']), 2)}× | | |`);
+  rows.push(`| | | piscina speed-up | ${f(sp(n['serial:cpu'], n['piscina:cpu']), 2)}× | | |`);
+  rows.push(`| | | workerpool speed-up | ${f(sp(n['serial:cpu'], n['workerpool:cpu']), 2)}× | | |`);
+  const rtt = n['tsmpi:rtt'];
+  const fastest = Math.min(n['piscina:rtt'] ?? Infinity, n['workerpool:rtt'] ?? Infinity);
+  rows.push(`| one tiny task round trip, submit → await (µs) | ${f(rtt)} | piscina | ${f(n['piscina:rtt'])} | ${r(rtt, n['piscina:rtt'])} | |`);
+  rows.push(`| | | workerpool | ${f(n['workerpool:rtt'])} | ${r(rtt, n['workerpool:rtt'])} | ≤ 1.0× the faster${met(check(rtt, fastest, (x) => x <= 1.0))} |`);
+  rows.push(`| | | \`ProcessPoolExecutor.submit().result()\` | ${f(p['ppe:rtt'])} | ${r(rtt, p['ppe:rtt'])} | |`);
+  rows.push(`| | | \`multiprocessing.Pool.apply\` | ${f(p['mp:rtt'])} | ${r(rtt, p['mp:rtt'])} | |`);
+  const st = n['tsmpi:start'];
+  rows.push(`| pool start to first result (ms) | ${f(st)} | piscina | ${f(n['piscina:start'])} | ${r(st, n['piscina:start'])} | ≤ 1.0×${met(check(st, n['piscina:start'], (x) => x <= 1.0))} |`);
+  rows.push(`| | | workerpool | ${f(n['workerpool:start'])} | ${r(st, n['workerpool:start'])} | |`);
+  rows.push(`| | | \`multiprocessing.Pool\` (fork) | ${f(p['mp:start'])} | ${r(st, p['mp:start'])} | |`);
+  rows.push(`| | | \`ProcessPoolExecutor\` | ${f(p['ppe:start'])} | ${r(st, p['ppe:start'])} | |`);
+  const hosts = (n.remoteHosts ?? []).join(' + ') || 'n/a';
+  rows.push(`| two tsmpid hosts (${hosts}, 1 worker each): 100,000 trivial tasks, \`map\` (ms) | ${f(n['remote:map'])} | the same on 2 local workers | ${f(map)} | ${r(n['remote:map'], map)} | report |`);
+  const rc = sp(n['serial:cpu'], n['remote:cpu']);
+  rows.push(`| two tsmpid hosts: 40 CPU-bound tasks, speed-up over the serial loop | ${f(rc, 2)}× | 2 local workers | ${f(cpu, 2)}× | | report |`);
+  rows.push(`| two tsmpid hosts: one tiny task round trip (µs) | ${f(n['remote:rtt'])} | 2 local workers | ${f(rtt)} | ${r(n['remote:rtt'], rtt)} | report |`);
+  return rows.join('\n');
+}
