@@ -463,7 +463,8 @@ export class Engine {
     const err = (u: Unit) => new TsmpiError('ERR_CANCELLED', `${u.label} was cancelled: the pool was terminated`);
     for (const u of this.queue.splice(0)) this.finish(u, err(u), undefined, 0);
     for (const f of this.feeders.splice(0)) for (let u = f.take(); u; u = f.take()) this.finish(u, err(u), undefined, 0);
-    for (const s of this.slots) {
+    // A copy: a channel may report its loss at once (a Pool.fromComm rank), which takes its slot out.
+    for (const s of [...this.slots]) {
       for (const u of s.inflight.splice(0)) this.finish(u, err(u), undefined, 0);
       if (!s.dead) s.ch.kill();
     }
@@ -472,6 +473,6 @@ export class Engine {
   /** Kill every worker's process now, synchronously (process exit). */
   killAll(): void {
     this.stopped = true;
-    for (const s of this.slots) if (!s.dead) s.ch.kill();
+    for (const s of [...this.slots]) if (!s.dead) s.ch.kill();
   }
 }

@@ -23,8 +23,32 @@ function checkSendable(m: unknown): void {
 class CommChannel implements Channel {
   readonly local = false;
   gone = false;
-  onMessage: (m: FromWorker) => void = () => {};
-  onLost: (why: string, ours: boolean) => void = () => {};
+  // A rank says 'ready' as soon as it serves, which may be before the pool's
+  // engine takes this channel (its first task may wait for a module to
+  // compile): what comes before is kept and handed over then, never dropped.
+  #early: (() => void)[] | null = [];
+  #onMessage: (m: FromWorker) => void = (m) => this.#early?.push(() => this.#onMessage(m));
+  #onLost: (why: string, ours: boolean) => void = (why, ours) => this.#early?.push(() => this.#onLost(why, ours));
+  get onMessage(): (m: FromWorker) => void {
+    return this.#onMessage;
+  }
+  set onMessage(h: (m: FromWorker) => void) {
+    this.#onMessage = h;
+    this.#flush();
+  }
+  get onLost(): (why: string, ours: boolean) => void {
+    return this.#onLost;
+  }
+  set onLost(h: (why: string, ours: boolean) => void) {
+    this.#onLost = h;
+    this.#flush();
+  }
+  #flush(): void {
+    const early = this.#early;
+    if (!early) return;
+    this.#early = null;
+    if (early.length > 0) queueMicrotask(() => early.forEach((f) => f()));
+  }
   constructor(
     private readonly comm: Comm,
     private readonly rank: number,

@@ -115,7 +115,9 @@ export class Pool {
   /** In a tsmpirun job: on `root`, a pool whose workers are the other ranks; elsewhere serves tasks, then null. */
   static async fromComm(comm: import('../runtime/comm.js').Comm, opts: { root?: number } = {}): Promise<Pool | null> {
     const { fromComm } = await import('./from-comm.js');
-    return fromComm(comm, opts, (channels, onClosed) => new Pool({ workers: 0 }, { channels, onClosed }));
+    // A world of one (a script run without tsmpirun) has no other ranks: its
+    // pool gets local workers instead, as mpi4py's MPIPoolExecutor spawns them.
+    return fromComm(comm, opts, (channels, onClosed) => (channels.length === 0 ? new Pool() : new Pool({ workers: 0 }, { channels, onClosed })));
   }
 
   /** Live workers' process ids and hosts (tests look for leftovers). */

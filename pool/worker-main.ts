@@ -6,7 +6,7 @@
  * process even while a task keeps the main thread busy.
  */
 import { Worker } from 'node:worker_threads';
-import { launcherLink, toLauncher } from '../runtime/world.js';
+import { initAlone, launcherLink, toLauncher } from '../runtime/world.js';
 import { fromControl, toControl, type ToWorker } from './messages.js';
 import { serve } from './worker.js';
 
@@ -24,6 +24,8 @@ const watchdog = new Worker(
 );
 watchdog.unref();
 
+// Its tasks' init() is the singleton world: this process joined no job's mesh.
+initAlone();
 link.ref(true);
 await serve({
   send: (m) => {

@@ -6,10 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { threadId } from 'node:worker_threads';
 import { TsmpiError } from '../runtime/errors.js';
 import { compileFunction } from '../runtime/fn/compile-fn.js';
 import { errorReport } from '../runtime/fn/remote-error.js';
@@ -128,13 +129,22 @@ async function define(def: FnDef): Promise<Fn> {
   if (def.kind === 'source') return compileFunction(def.source, PROVIDED, 'tsmpi-pool-task.js') as Fn;
   let url = def.url;
   if (url === null) {
-    // Shipped: written into this host's job folder (the worker's cwd) and imported from there.
+    // Shipped: written into this host's job folder (the worker's cwd, which for
+    // a Pool.fromComm rank is the user's folder), imported from there, and
+    // removed once loaded; pid and thread keep workers sharing a folder apart.
     const code = fillPlaceholders(def.code ?? '');
-    const file = join(process.cwd(), `.tsmpi-task-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+    const file = join(process.cwd(), `.tsmpi-task-${createHash('sha256').update(code).digest('hex').slice(0, 16)}-${process.pid}-${threadId}.mjs`);
     writeFileSync(file, code);
-    url = pathToFileURL(file).href;
+    try {
+      return exported(def, (await import(pathToFileURL(file).href)) as Record<string, unknown>);
+    } finally {
+      rmSync(file, { force: true });
+    }
   }
-  const mod = (await import(url)) as Record<string, unknown>;
+  return exported(def, (await import(url)) as Record<string, unknown>);
+}
+
+function exported(def: Extract<FnDef, { kind: 'module' }>, mod: Record<string, unknown>): Fn {
   const fn = mod[def.export];
   if (typeof fn !== 'function') {
     throw new TsmpiError('ERR_ARG', `task(${def.name}, '${def.export}'): the module has no exported function '${def.export}' (exports: ${Object.keys(mod).join(', ') || 'none'})`);

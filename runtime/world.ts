@@ -158,6 +158,30 @@ export function init(): Promise<Comm> {
   return world.then(worldComm);
 }
 
+/**
+ * A pool worker is a rank of no job: `init()` in its tasks gives the
+ * singleton world (size 1, rank 0), as a plain script gets.
+ */
+export function initAlone(): void {
+  world ??= Promise.resolve(singletonWorld());
+}
+
+function singletonWorld(): World {
+  const engine = new Engine(0);
+  const fabric = new Fabric({
+    self: 0,
+    contacts: [null],
+    hostId: 'self',
+    secret: 'singleton',
+    transport: socketTransport,
+    listeners: [],
+    engine,
+    maxPayload: Math.max(totalmem(), 1 << 30),
+    connectTimeoutMs: 10_000,
+  });
+  return new World(0, 1, hostname(), fabric, engine, null);
+}
+
 const worldComms = new WeakMap<World, Comm>();
 function worldComm(w: World): Comm {
   let c = worldComms.get(w);
@@ -172,21 +196,7 @@ function worldComm(w: World): Comm {
 async function makeWorld(): Promise<World> {
   const l = await connectLauncher();
   const maxPayload = Math.max(totalmem(), 1 << 30);
-  if (!l) {
-    const engine = new Engine(0);
-    const fabric = new Fabric({
-      self: 0,
-      contacts: [null],
-      hostId: 'self',
-      secret: 'singleton',
-      transport: socketTransport,
-      listeners: [],
-      engine,
-      maxPayload,
-      connectTimeoutMs: 10_000,
-    });
-    return new World(0, 1, hostname(), fabric, engine, null);
-  }
+  if (!l) return singletonWorld();
   const credential = await readCredential();
   const shm = await shmTransport();
   const sockets = makeSocketTransport(credential);

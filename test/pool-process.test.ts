@@ -130,7 +130,8 @@ describe('a script using the pool', () => {
 
 describe('Pool.fromComm', () => {
   it("under tsmpirun -n 3: the root's pool runs tasks on ranks 1 and 2; they resolve null once it closes", async () => {
-    const r = await tsmpirun(['-n', '3', fixture('pool-comm.ts')], { timeoutMs: 60_000 });
+    // --processes: the checks tell ranks apart by their pids (thread ranks share one).
+    const r = await tsmpirun(['--processes', '-n', '3', fixture('pool-comm.ts')], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     const out = lines(r.stdout);
     expect(out.squares).toEqual(Array.from({ length: 20 }, (_, i) => i * i));
