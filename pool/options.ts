@@ -31,7 +31,13 @@ export interface PoolOptions {
   cache?: string;
   /** [host:]port: the live web page */
   monitor?: string | number;
+  /** local workers as processes (default: crash isolation, own pid) or as worker_threads (faster messages, start) */
+  workerType?: WorkerType;
+  /** MB of old-space heap per thread worker (default: what a process gets); a task over it loses its thread only */
+  heapLimitMb?: number;
 }
+
+export type WorkerType = 'process' | 'thread';
 
 export interface Settings {
   local: number;
@@ -47,9 +53,11 @@ export interface Settings {
   progress: boolean;
   cache: string | null;
   monitor: string | null;
+  workerType: WorkerType;
+  heapLimitMb: number | null;
 }
 
-const KNOWN = new Set(['workers', 'hosts', 'hostfile', 'identity', 'knownHosts', 'via', 'sshCommand', 'files', 'retries', 'taskTimeout', 'progress', 'cache', 'monitor']);
+const KNOWN = new Set(['workers', 'hosts', 'hostfile', 'identity', 'knownHosts', 'via', 'sshCommand', 'files', 'retries', 'taskTimeout', 'progress', 'cache', 'monitor', 'workerType', 'heapLimitMb']);
 
 const bad = (name: string, want: string, got: unknown): TsmpiError =>
   new TsmpiError('ERR_ARG', `Pool: options.${name} must be ${want}, got ${typeof got === 'string' ? JSON.stringify(got) : got === null ? 'null' : Array.isArray(got) ? 'an array' : typeof got === 'object' ? 'an object' : String(got)}`);
@@ -111,6 +119,10 @@ export function readOptions(opts: unknown, given = false): Settings {
   const cache = str(o, 'cache') ?? null;
   const monitor = o.monitor === undefined ? null : String(o.monitor);
   if (o.monitor !== undefined && (typeof o.monitor !== 'string' && typeof o.monitor !== 'number' || !/^(?:[^:]+:)?\d+$/.test(monitor!))) throw bad('monitor', "'[host:]port'", o.monitor);
+  const workerType = o.workerType === undefined ? 'process' : o.workerType;
+  if (workerType !== 'process' && workerType !== 'thread') throw bad('workerType', "'process' or 'thread'", workerType);
+  const heapLimitMb = int(o, 'heapLimitMb', 16) ?? null;
+  if (heapLimitMb !== null && workerType !== 'thread') throw new TsmpiError('ERR_ARG', "Pool: options.heapLimitMb needs workerType: 'thread'");
 
   // Hosts: 'localhost' entries add local workers; the others are remote.
   let local = workers;
@@ -134,5 +146,7 @@ export function readOptions(opts: unknown, given = false): Settings {
     progress: o.progress === true,
     cache,
     monitor,
+    workerType,
+    heapLimitMb,
   };
 }

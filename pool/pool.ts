@@ -14,6 +14,7 @@ import type { Channel } from './channel.js';
 import { Engine, type FnHandle, type Unit } from './engine.js';
 import { Future } from './future.js';
 import { PoolDir, startLocalWorker, startRemoteWorkers } from './hosts.js';
+import { startThreadWorker } from './thread-channel.js';
 import { MapRun } from './map.js';
 import { readOptions, type PoolOptions, type Settings } from './options.js';
 import { isModuleTask, TaskRegistry, type ModuleTask, type Resolved } from './task.js';
@@ -138,7 +139,7 @@ export class Pool {
     const engine = new Engine({
       retries: s.retries,
       taskTimeout: s.taskTimeout,
-      spawnLocal: local ? () => startLocalWorker(this.#folder()) : null,
+      spawnLocal: !local ? null : s.workerType === 'thread' ? () => startThreadWorker(s.heapLimitMb) : () => startLocalWorker(this.#folder()),
       onIdle: () => {
         for (const w of this.#idleWaiters.splice(0)) w();
       },
