@@ -128,41 +128,55 @@ const r = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a /
 const met = (ok) => (ok === null ? '' : ok ? ' ✓' : ' ✗ missed');
 const check = (a, b, pred) => (Number.isFinite(a) && Number.isFinite(b) ? pred(a / b) : null);
 
-/** The pool table (markdown). */
+/** The pool table (markdown): each tsmpi/pool cell for process workers (the default) and thread workers. */
 export function poolTable({ node: n, py: p }) {
   const rows = [];
-  rows.push('| measurement (2 workers, warm pools, medians) | tsmpi/pool | anchor | anchor value | tsmpi / anchor | target |');
-  rows.push('|---|---:|---|---:|---:|---|');
-  const map = n['tsmpi:map'];
-  rows.push(`| 100,000 trivial tasks, \`map\` (ms) | ${f(map)} | Node serial loop | ${f(n['serial:map'])} | ${r(map, n['serial:map'])} | |`);
-  rows.push(`| | | \`multiprocessing.Pool.map\` | ${f(p['mp:map'])} | ${r(map, p['mp:map'])} | ≤ 1.5×${met(check(map, p['mp:map'], (x) => x <= 1.5))} |`);
-  rows.push(`| | | \`ProcessPoolExecutor.map(chunksize=1000)\` | ${f(p['ppe:map'])} | ${r(map, p['ppe:map'])} | |`);
-  rows.push(`| | | joblib \`Parallel(n_jobs=2)\` | ${f(p['joblib:map'])} | ${r(map, p['joblib:map'])} | ≤ 0.1×${met(check(map, p['joblib:map'], (x) => x <= 0.1))} |`);
-  rows.push(`| | | piscina, one \`run\` per item | ${f(n['piscina:map'])} | ${r(map, n['piscina:map'])} | ≤ 0.02×${met(check(map, n['piscina:map'], (x) => x <= 0.02))} |`);
-  rows.push(`| | | workerpool, one \`exec\` per item | ${f(n['workerpool:map'])} | ${r(map, n['workerpool:map'])} | |`);
+  rows.push('| measurement (2 workers, warm pools, medians) | tsmpi/pool processes | tsmpi/pool threads | anchor | anchor value | processes / anchor | threads / anchor | target |');
+  rows.push('|---|---:|---:|---|---:|---:|---:|---|');
+  const both = (ok) => (ok[0] === null && ok[1] === null ? '' : ` (processes${met(ok[0])}, threads${met(ok[1])})`);
+  // one row per anchor: `k` the measurement's key, `lead` its first cells or blank, `target`/`pred` optional
+  const row = (k, lead, label, a, target = '', pred = null) => {
+    const pv = n[`tsmpi:${k}`];
+    const tv = n[`thread:${k}`];
+    const cells = lead ? `${lead} | ${f(pv)} | ${f(tv)}` : '| |';
+    const ok = pred ? [check(pv, a, pred), check(tv, a, pred)] : [null, null];
+    rows.push(`| ${cells} | ${label} | ${f(a)} | ${r(pv, a)} | ${r(tv, a)} | ${target}${both(ok)} |`);
+  };
+  row('map', '100,000 trivial tasks, `map` (ms)', 'Node serial loop', n['serial:map']);
+  row('map', '', '`multiprocessing.Pool.map`', p['mp:map'], '≤ 1.5×', (x) => x <= 1.5);
+  row('map', '', '`ProcessPoolExecutor.map(chunksize=1000)`', p['ppe:map']);
+  row('map', '', 'joblib `Parallel(n_jobs=2)`', p['joblib:map'], '≤ 0.1×', (x) => x <= 0.1);
+  row('map', '', 'piscina, one `run` per item', n['piscina:map'], '≤ 0.02×', (x) => x <= 0.02);
+  row('map', '', 'workerpool, one `exec` per item', n['workerpool:map']);
   const sp = (serial, t) => (Number.isFinite(serial) && Number.isFinite(t) ? serial / t : NaN);
+  const map = n['tsmpi:map'];
   const cpu = sp(n['serial:cpu'], n['tsmpi:cpu']);
-  rows.push(`| 40 CPU-bound tasks of ~50 ms: speed-up over the serial loop | ${f(cpu, 2)}× | Node serial loop (ms) | ${f(n['serial:cpu'])} | ${f(cpu, 2)}× | ≥ 1.9×${met(Number.isFinite(cpu) ? cpu >= 1.9 : null)} |`);
-  rows.push(`| | | \`multiprocessing.Pool.map\` speed-up (over Python's loop) | ${f(sp(p['py:serial:cpu'], p['mp:cpu']), 2)}× | | |`);
-  rows.push(`| | | \`ProcessPoolExecutor.map\` speed-up | ${f(sp(p['py:serial:cpu'], p['ppe:cpu']), 2)}× | | |`);
-  rows.push(`| | | joblib speed-up | ${f(sp(p['py:serial:cpu'], p['joblib:cpu']), 2)}× | | |`);
-  rows.push(`| | | piscina speed-up | ${f(sp(n['serial:cpu'], n['piscina:cpu']), 2)}× | | |`);
-  rows.push(`| | | workerpool speed-up | ${f(sp(n['serial:cpu'], n['workerpool:cpu']), 2)}× | | |`);
+  const tcpu = sp(n['serial:cpu'], n['thread:cpu']);
+  const spOk = (x) => (Number.isFinite(x) ? x >= 1.9 : null);
+  rows.push(`| 40 CPU-bound tasks of ~50 ms: speed-up over the serial loop | ${f(cpu, 2)}× | ${f(tcpu, 2)}× | Node serial loop (ms) | ${f(n['serial:cpu'])} | ${f(cpu, 2)}× | ${f(tcpu, 2)}× | ≥ 1.9×${both([spOk(cpu), spOk(tcpu)])} |`);
+  for (const [label, v] of [
+    ['`multiprocessing.Pool.map` speed-up (over Python\'s loop)', sp(p['py:serial:cpu'], p['mp:cpu'])],
+    ['`ProcessPoolExecutor.map` speed-up', sp(p['py:serial:cpu'], p['ppe:cpu'])],
+    ['joblib speed-up', sp(p['py:serial:cpu'], p['joblib:cpu'])],
+    ['piscina speed-up', sp(n['serial:cpu'], n['piscina:cpu'])],
+    ['workerpool speed-up', sp(n['serial:cpu'], n['workerpool:cpu'])],
+  ])
+    rows.push(`| | | | ${label} | ${f(v, 2)}× | | | |`);
   const rtt = n['tsmpi:rtt'];
   const fastest = Math.min(n['piscina:rtt'] ?? Infinity, n['workerpool:rtt'] ?? Infinity);
-  rows.push(`| one tiny task round trip, submit → await (µs) | ${f(rtt)} | piscina | ${f(n['piscina:rtt'])} | ${r(rtt, n['piscina:rtt'])} | |`);
-  rows.push(`| | | workerpool | ${f(n['workerpool:rtt'])} | ${r(rtt, n['workerpool:rtt'])} | ≤ 1.0× the faster${met(check(rtt, fastest, (x) => x <= 1.0))} |`);
-  rows.push(`| | | \`ProcessPoolExecutor.submit().result()\` | ${f(p['ppe:rtt'])} | ${r(rtt, p['ppe:rtt'])} | |`);
-  rows.push(`| | | \`multiprocessing.Pool.apply\` | ${f(p['mp:rtt'])} | ${r(rtt, p['mp:rtt'])} | |`);
-  const st = n['tsmpi:start'];
-  rows.push(`| pool start to first result (ms) | ${f(st)} | piscina | ${f(n['piscina:start'])} | ${r(st, n['piscina:start'])} | ≤ 1.0×${met(check(st, n['piscina:start'], (x) => x <= 1.0))} |`);
-  rows.push(`| | | workerpool | ${f(n['workerpool:start'])} | ${r(st, n['workerpool:start'])} | |`);
-  rows.push(`| | | \`multiprocessing.Pool\` (fork) | ${f(p['mp:start'])} | ${r(st, p['mp:start'])} | |`);
-  rows.push(`| | | \`ProcessPoolExecutor\` | ${f(p['ppe:start'])} | ${r(st, p['ppe:start'])} | |`);
+  row('rtt', 'one tiny task round trip, submit → await (µs)', 'piscina', n['piscina:rtt']);
+  row('rtt', '', 'workerpool', n['workerpool:rtt']);
+  row('rtt', '', 'the faster of piscina and workerpool', fastest, '≤ 1.0×', (x) => x <= 1.0);
+  row('rtt', '', '`ProcessPoolExecutor.submit().result()`', p['ppe:rtt']);
+  row('rtt', '', '`multiprocessing.Pool.apply`', p['mp:rtt']);
+  row('start', 'pool start to first result (ms)', 'piscina', n['piscina:start'], '≤ 1.0×', (x) => x <= 1.0);
+  row('start', '', 'workerpool', n['workerpool:start']);
+  row('start', '', '`multiprocessing.Pool` (fork)', p['mp:start']);
+  row('start', '', '`ProcessPoolExecutor`', p['ppe:start']);
   const hosts = (n.remoteHosts ?? []).join(' + ') || 'n/a';
-  rows.push(`| two tsmpid hosts (${hosts}, 1 worker each): 100,000 trivial tasks, \`map\` (ms) | ${f(n['remote:map'])} | the same on 2 local workers | ${f(map)} | ${r(n['remote:map'], map)} | report |`);
+  rows.push(`| two tsmpid hosts (${hosts}, 1 worker each): 100,000 trivial tasks, \`map\` (ms) | ${f(n['remote:map'])} | | the same on 2 local process workers | ${f(map)} | ${r(n['remote:map'], map)} | | report |`);
   const rc = sp(n['serial:cpu'], n['remote:cpu']);
-  rows.push(`| two tsmpid hosts: 40 CPU-bound tasks, speed-up over the serial loop | ${f(rc, 2)}× | 2 local workers | ${f(cpu, 2)}× | | report |`);
-  rows.push(`| two tsmpid hosts: one tiny task round trip (µs) | ${f(n['remote:rtt'])} | 2 local workers | ${f(rtt)} | ${r(n['remote:rtt'], rtt)} | report |`);
+  rows.push(`| two tsmpid hosts: 40 CPU-bound tasks, speed-up over the serial loop | ${f(rc, 2)}× | | 2 local process workers | ${f(cpu, 2)}× | | | report |`);
+  rows.push(`| two tsmpid hosts: one tiny task round trip (µs) | ${f(n['remote:rtt'])} | | 2 local process workers | ${f(rtt)} | ${r(n['remote:rtt'], rtt)} | | report |`);
   return rows.join('\n');
 }

@@ -119,23 +119,24 @@ async function tsmpiRuns(pool, prefix, { rtt = true } = {}) {
     record(`${prefix}:rtt`, us);
   }
 }
-{
-  log('tsmpi/pool, local');
-  const pool = new Pool({ workers: WORKERS });
+// process workers (the default) and thread workers (workerType: 'thread')
+for (const [prefix, extra] of [['tsmpi', {}], ['thread', { workerType: 'thread' }]]) {
+  log(`tsmpi/pool, local ${prefix === 'tsmpi' ? 'processes' : 'threads'}`);
+  const pool = new Pool({ workers: WORKERS, ...extra });
   try {
-    await tsmpiRuns(pool, 'tsmpi');
+    await tsmpiRuns(pool, prefix);
   } finally {
     await pool.close();
   }
   const s = [];
   for (let r = 0; r < REPS.start; r++) {
     const t = performance.now();
-    const p = new Pool({ workers: WORKERS });
+    const p = new Pool({ workers: WORKERS, ...extra });
     await p.submit(triv, 1);
     s.push(performance.now() - t);
     await p.close();
   }
-  record('tsmpi:start', s);
+  record(`${prefix}:start`, s);
 }
 if (hostfile) {
   log('tsmpi/pool, two tsmpid hosts');
