@@ -22,7 +22,9 @@ function fail(err: unknown): void {
   const stack = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `uncaught value: ${String(err)}`;
   const exit = () => process.exit(1);
   sendStats();
-  if (!toLauncher({ t: 'failed', stack }, exit)) {
+  const tagged = err instanceof Error && err.name === 'TsmpiError' ? (err as unknown as { code?: unknown }).code : undefined;
+  const code = typeof tagged === 'string' ? tagged : undefined;
+  if (!toLauncher(code ? { t: 'failed', stack, code } : { t: 'failed', stack }, exit)) {
     process.stderr.write(stack + '\n');
     exit();
   }

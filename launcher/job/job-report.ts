@@ -19,6 +19,8 @@ export interface RankState {
   /** we sent it a signal during teardown */
   killed: boolean;
   stack: string | null;
+  /** the TsmpiError code it failed with, if any (ERR_PEER_LOST: a consequence of another rank's end) */
+  failCode?: string | null;
   blocked: { ops: BlockedOp[]; queued: QueuedMessage[] } | null;
   out: LineForwarder;
   err: LineForwarder;

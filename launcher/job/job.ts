@@ -382,6 +382,7 @@ export class Job {
         break;
       case 'failed':
         r.stack = m.stack;
+        r.failCode = typeof m.code === 'string' ? m.code : null;
         break;
       case 'abort':
         this.end({ kind: 'abort', rank, code: m.code });
@@ -590,8 +591,12 @@ export class Job {
         return 1;
       case 'failure': {
         // The lowest rank that failed on its own (not one we ended).
+        // A rank that died of ERR_PEER_LOST because another rank ended is a
+        // consequence (with shared-memory peers it can end before we end it):
+        // the cause is reported, unless every failure is such a consequence.
         const failed = this.ranks.filter((r) => !r.killed && (r.signal !== null || (r.code ?? 0) !== 0));
-        const r = failed[0] ?? this.ranks[e.rank]!;
+        const causes = failed.filter((r) => r.failCode !== 'ERR_PEER_LOST');
+        const r = causes[0] ?? failed[0] ?? this.ranks[e.rank]!;
         const how = r.signal ? `was killed by signal ${r.signal}` : `exited with code ${r.code}`;
         const others = this.ranks.filter((x) => x.killed).length;
         const stack = r.stack ? '\n' + r.stack.replace(/^/gm, '  ') : '';

@@ -19,7 +19,7 @@ import { runCollective } from './collective.js';
 import { functionSource } from './fn-source.js';
 import { planApply, planApplyMap, planGroupApply, planMap, isFrame, isSeries, type FrameLike, type Plan, type SeriesLike } from './operations.js';
 import { checkOptions, type Checked, type CollectiveOptions, type ParallelOptions, type StandaloneOptions } from './options.js';
-import { closeStandalonePool, defaultWorkers, handoffFor, runOnPool, standalonePids, standalonePool, WorkerFailure } from './pool.js';
+import { closeStandalonePool, defaultWorkers, handoffFor, runOnPool, standalonePids, standalonePool, WorkerFailure } from './dispatch.js';
 import { ProgressBar } from './progress.js';
 import { reviveError } from './remote-error.js';
 import { quietTensorflow } from './compile.js';

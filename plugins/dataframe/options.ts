@@ -7,7 +7,7 @@ import type { Comm } from '../../runtime/comm.js';
 import { TsmpiError } from '../../runtime/errors.js';
 import { describeUnclonable } from '../../runtime/wire/codec.js';
 import type { Pool } from '../../pool/pool.js';
-import { isPoolLike, type PoolLike } from './pool.js';
+import { isPoolLike, type PoolLike } from './dispatch.js';
 
 /** Options of every call; `comm` selects collective mode. */
 export interface ParallelOptions<C = unknown> {

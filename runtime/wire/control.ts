@@ -28,7 +28,8 @@ export interface QueuedMessage {
 export type RankToLauncher =
   | { t: 'hello'; v: number; rank: number; pid: number; secret: string }
   | { t: 'listening'; address: string }
-  | { t: 'failed'; stack: string }
+  /** `code`: the TsmpiError code of the uncaught error, when it is one */
+  | { t: 'failed'; stack: string; code?: string }
   | { t: 'abort'; code: number }
   | { t: 'partial'; value: unknown; time: number }
   | { t: 'progress'; done: number; total: number }
