@@ -95,6 +95,8 @@ export async function startSshBed(hosts: [string, string][], o: { refuse?: strin
       known.push(`${name} ${readFileSync(hostKey + '.pub', 'utf8').trim().split(' ').slice(0, 2).join(' ')}`);
       const port = (await portTaken(address, 22)) ? await freePort(address) : 22;
       const conf = join(dir, `sshd-${name}.conf`);
+      const hostTmp = join(dir, `tmp-${name}`);
+      mkdirSync(hostTmp, { mode: 0o700 });
       writeFileSync(
         conf,
         [
@@ -112,6 +114,9 @@ export async function startSshBed(hosts: [string, string][], o: { refuse?: strin
           'MaxSessions 64',
           // only the bed's marker, so tests can find every process it started; nothing of the launcher's
           'AcceptEnv TSMPI_BED_MARK',
+          // a temp folder of this host's own, as a second machine has: agents
+          // of other tests (other hosts, other beds) never see its folders
+          `SetEnv TMPDIR=${hostTmp}`,
           'LogLevel ERROR',
           '',
         ].join('\n'),
