@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Pool, task } from '../dist/pool/index.js';
 import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
 import { fixture, root, tsmpirun, until } from './harness.js';
+import { range } from './pool-helpers.js';
 
 let base: string;
 let keyDir: string;
@@ -37,7 +38,6 @@ afterAll(async () => {
 
 const keys = () => ({ identity: join(keyDir, 'id'), knownHosts: join(keyDir, 'known_hosts') });
 const hostfile = (...ds: [TestDaemon, number][]) => writeHostfile(base, ds.map(([d, n]) => d.line(n)));
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe('remote hosts through tsmpid', () => {
   it('a module task with local imports and a package runs in the host’s own job folder, with the staged files', async () => {

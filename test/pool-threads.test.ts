@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, task } from '../dist/pool/index.js';
 import { fixture, until } from './harness.js';
+import { code, fromText, range } from './pool-helpers.js';
 
 let pool: InstanceType<typeof Pool>;
 let base: string;
@@ -23,15 +24,6 @@ afterAll(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-// a task using reportPartial/import() is written as text (vitest rewrites them in this file)
-// eslint-disable-next-line no-eval
-const fromText = <F>(text: string): F => (0, eval)(`(${text})`) as F;
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-const code = (p: PromiseLike<unknown>) =>
-  Promise.resolve(p).then(
-    () => 'resolved',
-    (e: { code?: string }) => e.code ?? `no code: ${String(e)}`,
-  );
 const spin = () => {
   const end = Date.now() + 20_000;
   while (Date.now() < end);
@@ -56,6 +48,8 @@ describe('thread workers: results', () => {
     expect(back).toEqual(structuredClone(value));
     expect(back.a).toBe(back.b);
     expect(back.t).toBeInstanceOf(Float32Array);
+    // workers start on first use: the second may still be starting when a fast map is done
+    await until(() => pool.workers.length === 2, 10_000, 'both thread workers up');
     expect(pool.workers.length).toBe(2);
   });
 

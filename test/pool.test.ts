@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, asCompleted, task, type Future } from '../dist/pool/index.js';
 import { fixture, gone, sleep, until } from './harness.js';
+import { code, fromText, range } from './pool-helpers.js';
 
 let pool: InstanceType<typeof Pool>;
 let base: string;
@@ -20,17 +21,7 @@ afterAll(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-// vitest rewrites imports in this file (reportPartial, import()); a task that
-// uses them is written as text, as it would read in a user's script.
-// eslint-disable-next-line no-eval
-const fromText = <F>(text: string): F => (0, eval)(`(${text})`) as F;
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-const code = (p: PromiseLike<unknown>) =>
-  Promise.resolve(p).then(
-    () => 'resolved',
-    (e: { code?: string }) => e.code ?? `no code: ${String(e)}`,
-  );
 
 describe('results', () => {
   it('map, imap and imapUnordered equal the serial loop (100,000 trivial items, auto batches)', async () => {
