@@ -2,16 +2,16 @@
 // the serial loop, piscina, workerpool; then tsmpi/pool over two loopback tsmpid
 // hosts) and bench/pool_anchors.py (multiprocessing.Pool, ProcessPoolExecutor,
 // joblib), and builds the table: every cell beside its anchor, as a ratio.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killGroup, startBenchDaemon } from './tsmpid.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
 const TSMPIRUN = join(ROOT, 'dist', 'launcher', 'tsmpirun.js');
-const TSMPID = join(ROOT, 'dist', 'launcher', 'tsmpid.js');
 /** Two tsmpid hosts on loopback (the pool's address block: 127.0.0.51–.59). */
 export const POOL_HOSTS = ['127.0.0.56', '127.0.0.57'];
 
@@ -21,44 +21,9 @@ const parse = (stdout) => {
 };
 
 /** Start a tsmpid on `host` (own process group); resolves { child, port }. */
-function startDaemon(host, keys, workdir) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TSMPID, '--listen', `${host}:0`, '--authorized-keys', join(keys, 'id.pub'), '--workdir', workdir, '--slots', '1'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      kill(child);
-      reject(new Error(`tsmpid on ${host} did not say where it listens within 15 s: ${err.trim().slice(-300)}`));
-    }, 15_000);
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-      const m = /tsmpid: listening on (\S+):(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[2]) });
-      }
-    });
-    child.stderr.setEncoding('utf8').on('data', (d) => (err = (err + d).slice(-20_000)));
-    child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`tsmpid on ${host} exited (${sig ?? code}): ${err.trim().slice(-300)}`));
-    });
-  });
-}
+const startDaemon = (host, keys, workdir) => startBenchDaemon({ host, authorizedKeys: join(keys, 'id.pub'), workdir, slots: 1 });
 
-function kill(child, signal = 'SIGKILL') {
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {}
-  }
-}
+const kill = killGroup;
 
 /**
  * Run the section. `run(cmd, args, opts)` is run.js's bounded child runner.

@@ -16,6 +16,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attachMonitor } from './monitor-client.mjs';
 import { poolSection, poolTable } from './pool-section.mjs';
+import { killGroup, startBenchDaemon } from './tsmpid.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -102,15 +103,6 @@ const COLL_OPS = ['barrier', 'bcast_obj', 'bcast_8mib', 'scatter_obj', 'gather_o
 const live = new Set();
 const log = (s) => process.stderr.write(`bench: ${s}\n`);
 
-function killGroup(child, signal = 'SIGKILL') {
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {}
-  }
-}
 
 // Scratch space (the remote section's 1 GiB file, daemon workdirs): removed at exit.
 let scratch = null;
@@ -311,45 +303,13 @@ async function benchCodec(impl) {
 }
 
 // ---------------------------------------------------------------- remote hosts (tsmpid on loopback)
-const TSMPID = join(ROOT, 'dist', 'launcher', 'tsmpid.js');
 const REMOTE_HOST = '127.0.0.2'; // only ever 127.0.0.0/8
 const remote = { ok: false, dir: '', keys: '', port: 0, daemon: null, file: '', cert: '', key: '' };
 
 /** Start a tsmpid on REMOTE_HOST (own process group, in `live`); resolves its port. */
 function startDaemon(workdir) {
-  return new Promise((resolve, reject) => {
-    if (stopping) return reject(new Error('the bench is stopping'));
-    const child = spawn(process.execPath, [TSMPID, '--listen', `${REMOTE_HOST}:0`, '--authorized-keys', join(remote.keys, 'id.pub'), '--workdir', workdir, '--slots', '2'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    live.add(child);
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      killGroup(child);
-      reject(new Error(`tsmpid did not say where it listens within 15 s: ${err.trim().slice(-300)}`));
-    }, 15_000);
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-      const m = /tsmpid: listening on (\S+):(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[2]) });
-      }
-    });
-    child.stderr.setEncoding('utf8').on('data', (d) => {
-      err += d;
-      if (err.length > 100_000) err = err.slice(-50_000);
-    });
-    child.once('exit', (code, sig) => {
-      live.delete(child);
-      clearTimeout(timer);
-      reject(new Error(`tsmpid exited (${sig ?? code}): ${err.trim().slice(-300)}`));
-    });
-    child.daemonLog = () => err;
-  });
+  if (stopping) return Promise.reject(new Error('the bench is stopping'));
+  return startBenchDaemon({ host: REMOTE_HOST, authorizedKeys: join(remote.keys, 'id.pub'), workdir, slots: 2, onSpawn: (c) => live.add(c), onExit: (c) => live.delete(c) });
 }
 async function stopDaemon(child) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
