@@ -40,7 +40,11 @@ export class ControlClient {
   }
 
   static async connect(transport: Transport, address: string, timeoutMs: number): Promise<ControlClient> {
-    const link = await transport.connect(address, timeoutMs);
+    return ControlClient.over(await transport.connect(address, timeoutMs));
+  }
+
+  /** Over a link already open (a thread rank's port to the launcher). */
+  static over(link: Link): ControlClient {
     link.ref(false);
     return new ControlClient(link);
   }

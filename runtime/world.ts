@@ -18,6 +18,8 @@ import { formatContact } from './transport/contact.js';
 import type { Listener } from './transport/transport.js';
 import { SHM_WORKER_DATA, type ShmMeshData } from './transport/shm-mesh.js';
 import { ShmTransport, withShm } from './transport/shm.js';
+import { CONTROL_PORT_WORKER_DATA, PORT_ADDRESS, PortLink } from './transport/port.js';
+import type { MessagePort } from 'node:worker_threads';
 
 /** Environment a launched rank reads. */
 export const ENV = {
@@ -103,7 +105,8 @@ export function connectLauncher(): Promise<Launched | null> {
     const rank = envInt(ENV.rank);
     const size = envInt(ENV.size);
     const secret = process.env[ENV.secret] ?? '';
-    const control = await ControlClient.connect(socketTransport, address, 10_000);
+    const port = address === PORT_ADDRESS ? await launcherPort() : null;
+    const control = port ? ControlClient.over(new PortLink(port)) : await ControlClient.connect(socketTransport, address, 10_000);
     control.send({ t: 'hello', v: CONTROL_VERSION, rank, pid: process.pid, secret });
     control.onClose(() => {
       // The launcher is gone: nothing may be left behind.
@@ -266,6 +269,14 @@ async function makeWorld(): Promise<World> {
     }
   });
   return w;
+}
+
+/** A thread rank (`tsmpirun --threads`) finds its port to the launcher in its workerData. */
+async function launcherPort(): Promise<MessagePort> {
+  const { isMainThread, workerData } = await import('node:worker_threads');
+  const p = isMainThread ? undefined : (workerData as Record<string, unknown> | null)?.[CONTROL_PORT_WORKER_DATA];
+  if (!p) throw new TsmpiError('ERR_ARG', `${ENV.control}=${PORT_ADDRESS} is only for thread ranks started by tsmpirun --threads`);
+  return p as MessagePort;
 }
 
 /** A thread rank (`tsmpirun --threads`) finds its shared-memory mesh in its workerData. */

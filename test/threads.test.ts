@@ -44,6 +44,19 @@ describe('thread ranks', () => {
     for (const rank of [0, 1]) expect(r.stderr).toMatch(new RegExp(`^${rank}\\s+localhost\\s.*\\s0$`, 'm'));
   });
 
+  it("a rank's last control messages arrive even while the launcher writes to it as it ends", async () => {
+    // Every rank ends at about the same time, and each end makes the launcher tell
+    // the others 'gone': over a socket, that write hit a closed peer (EPIPE) and
+    // lost the peer's unread stats now and then.
+    for (let i = 0; i < 6; i++) {
+      const r = await tsmpirun(['--threads', '--report', '-n', '4', fixture('threads-probe.ts'), 'who']);
+      expect(r.code).toBe(0);
+      const rows = r.stderr.split('\n').filter((l) => /^\d+\s+localhost\s/.test(l));
+      expect(rows).toHaveLength(4);
+      for (const row of rows) expect(row).not.toContain('?');
+    }
+  });
+
   it('--threads with --processes, or a bad TSMPI_LOCAL_MODE, is a usage error (exit 2)', async () => {
     const both = await tsmpirun(['--threads', '--processes', '-n', '1', fixture('threads-probe.ts'), 'who']);
     expect(both.code).toBe(2);

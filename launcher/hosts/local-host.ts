@@ -83,7 +83,7 @@ export class LocalHost implements RankHost {
 
   async start(ev: HostEvents): Promise<void> {
     const s = this.s;
-    this.listener = await socketTransport.listen(localAddress(s.dir, 'control'));
+    this.listener = await this.controlListener();
     this.control = new ControlServer(this.listener, s.size, s.secret, {
       message: ev.message,
       refused: () => {},
@@ -141,6 +141,11 @@ export class LocalHost implements RankHost {
         this.control!.whenDrained(rank, () => ev.closed(rank));
       });
     }
+  }
+
+  /** Where the ranks' control links arrive: a local socket here; ports in ThreadHost. */
+  protected controlListener(): Promise<Listener> {
+    return socketTransport.listen(localAddress(this.s.dir, 'control'));
   }
 
   /** Start one rank running `rank-main ARGV…` with `env`: a child process here; threads in ThreadHost. */

@@ -7,7 +7,9 @@
  * made here and handed to every worker at start.
  */
 import { availableParallelism, totalmem } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { CONTROL_PORT_WORKER_DATA, PortListener } from '../../runtime/transport/port.js';
+import type { Listener } from '../../runtime/transport/transport.js';
 import { ShmMesh, SHM_WORKER_DATA } from '../../runtime/transport/shm-mesh.js';
 import { rankMain } from '../os/paths.js';
 import { LocalHost, type LocalHostSpec, type RankChild } from './local-host.js';
@@ -36,6 +38,8 @@ function spinUs(ranks: number, env: NodeJS.ProcessEnv = process.env): number {
 export class ThreadHost extends LocalHost {
   private readonly mesh: ShmMesh;
   private readonly heapMb: number;
+  /** Control links are MessagePorts: they deliver a rank's last messages even as its thread ends. */
+  private readonly ports = new PortListener();
 
   constructor(spec: LocalHostSpec) {
     super(spec);
@@ -43,7 +47,13 @@ export class ThreadHost extends LocalHost {
     this.heapMb = threadHeapMb(spec.ranks.length);
   }
 
+  protected override controlListener(): Promise<Listener> {
+    return Promise.resolve(this.ports);
+  }
+
   protected override startRank(rank: number, env: NodeJS.ProcessEnv, argv: string[]): RankChild {
+    const { port1, port2 } = new MessageChannel();
+    this.ports.accept(port1);
     const w = new Worker(rankMain, {
       argv,
       env,
@@ -52,7 +62,8 @@ export class ThreadHost extends LocalHost {
       stdout: true,
       stderr: true,
       resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
-      workerData: { [SHM_WORKER_DATA]: this.mesh.forRank(rank) },
+      workerData: { [SHM_WORKER_DATA]: this.mesh.forRank(rank), [CONTROL_PORT_WORKER_DATA]: port2 },
+      transferList: [port2],
       name: `tsmpi rank ${rank}`,
     });
     return workerChild(w, rank, this.heapMb);
