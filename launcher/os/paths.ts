@@ -11,3 +11,4 @@ export const dataframeEntry = join(distDir, 'plugins', 'dataframe', 'index.js');
 export const poolEntry = join(distDir, 'pool', 'index.js');
 export const poolWorkerEntry = join(distDir, 'pool', 'worker-main.js');
 export const rankMain = join(distDir, 'runtime', 'rank-main.js');
+export const threadJobMain = join(distDir, 'launcher', 'agent', 'thread-job-main.js');

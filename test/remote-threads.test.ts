@@ -1,0 +1,202 @@
+// `--threads` across hosts: the launcher's ranks and each tsmpid host's ranks run
+// as worker threads (on a daemon host, of one per-job process whose cwd is the
+// job folder), shared memory within a host, TLS between hosts. Real daemons on
+// 127.0.0.61 and .62; nothing here talks to an address outside 127.0.0.0/8.
+import { type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
+import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
+
+const JOB_MS = 60_000;
+
+let base: string;
+let work: string;
+let keyDir: string;
+let A: TestDaemon;
+let B: TestDaemon;
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'remote-threads-test-'));
+  work = join(base, 'work');
+  mkdirSync(work, { recursive: true });
+  keyDir = join(base, 'keys');
+  const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
+  expect(kg.code, kg.stderr).toBe(0);
+  [A, B] = await Promise.all([
+    startDaemon({ host: '127.0.0.61', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
+    startDaemon({ host: '127.0.0.62', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
+  ]);
+});
+
+afterEach(() => {
+  for (const d of [A, B]) {
+    if (d && !d.running) throw new Error(`tsmpid on ${d.host} died (${JSON.stringify(d.exited)}); its stderr:\n${d.stderr.slice(-4000)}`);
+  }
+});
+
+afterAll(async () => {
+  await stopDaemons();
+  if (base) rmSync(base, { recursive: true, force: true });
+});
+
+interface JobOptions {
+  extra?: string[];
+  files?: string[];
+  cwd?: string;
+  onStart?: (c: ChildProcess) => void;
+  onStdout?: (t: string) => void;
+}
+
+/** `tsmpirun --threads` over localhost (1 rank) and A, B (2 each): 5 ranks. */
+function job(script: string, args: string[] = [], o: JobOptions = {}): Promise<RunResult> {
+  const tmp = mkdtempSync(join(base, 'tmp-'));
+  const hostfile = writeHostfile(base, ['localhost slots=1', A.line(2), B.line(2)]);
+  const cli = ['--threads', '--hostfile', hostfile, '-n', '5', '--identity', join(keyDir, 'id'), '--known-hosts', join(keyDir, 'known_hosts')];
+  if (o.files) cli.push('--files', o.files.join(','));
+  cli.push(...(o.extra ?? []), script, ...args);
+  return tsmpirun(cli, {
+    timeoutMs: JOB_MS,
+    cwd: o.cwd ?? work,
+    env: { TMPDIR: tmp },
+    ...(o.onStart ? { onStart: o.onStart } : {}),
+    ...(o.onStdout ? { onStdout: o.onStdout } : {}),
+  });
+}
+
+/** Every daemon removed its job folders, and has no child process left. */
+async function nothingLeft(): Promise<void> {
+  for (const d of [A, B]) {
+    await until(() => d.jobs().length === 0 && d.children().length === 0, 5000, `${d.host}: no job folder (has ${d.jobs().join(', ')}) and no child process (has ${d.children().join(', ')})`);
+  }
+}
+
+const lines = (s: string) => s.trim().split('\n').filter(Boolean);
+
+describe('--threads on every host', () => {
+  it('ranks on a daemon host are threads of one process there, each with its own argv and -x environment', async () => {
+    const r = await job(fixture('threads-probe.ts'), ['who', 'a b', ''], { extra: ['-x', 'TSMPI_T_A=exported', '--report'] });
+    expect(r.code, r.stderr).toBe(0);
+    const who = lines(r.stdout)
+      .map((l) => JSON.parse(l) as { rank: number; pid: number; threadId: number; argv: string[]; a: string })
+      .sort((x, y) => x.rank - y.rank);
+    expect(who.map((w) => w.rank)).toEqual([0, 1, 2, 3, 4]);
+    const pid = (rank: number) => who[rank]!.pid;
+    // ranks 1, 2 on A; 3, 4 on B: one process a host, a thread a rank
+    expect(pid(1)).toBe(pid(2));
+    expect(pid(3)).toBe(pid(4));
+    expect(new Set([pid(0), pid(1), pid(3)]).size).toBe(3);
+    for (const w of who) expect(w.threadId).toBeGreaterThan(0);
+    expect(who[1]!.threadId).not.toBe(who[2]!.threadId);
+    expect(who[3]!.threadId).not.toBe(who[4]!.threadId);
+    for (const w of who) expect(w.argv).toEqual(['a b', '']);
+    expect(who.map((w) => w.a)).toEqual(['exported', 'changed by rank 1', 'exported', 'exported', 'exported']);
+    // --report: a complete line for every rank, the remote thread ranks' stats included
+    const rows = r.stderr.split('\n').filter((l) => /^\d+\s+(localhost|127\.0\.0\.6[12])\s/.test(l));
+    expect(rows, r.stderr).toHaveLength(5);
+    for (const row of rows) expect(row).not.toContain('?');
+    await nothingLeft();
+  });
+
+  it.each([['coll-suite.ts', 'collective case groups passed'], ['p2p-suite.ts', 'cases passed']])('%s passes with thread ranks on three hosts', async (name, text) => {
+    const r = await job(fixture(name));
+    expect(r.code, r.stderr).toBe(0);
+    const counts = [0, 1, 2, 3, 4].map((rank) => new RegExp(`^rank ${rank}/5: (\\d+) ${text}$`, 'm').exec(r.stdout)?.[1]);
+    expect(counts.every((c) => c !== undefined && Number(c) > 10), r.stdout).toBe(true);
+    expect(new Set(counts).size, 'every rank ran every case').toBe(1);
+    await nothingLeft();
+  });
+
+  it("a remote thread rank's crash reaches the launcher with its stack and exit code; the other ranks are ended", async () => {
+    const r = await job(fixture('launcher-fail.ts'), ['throw', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/rank 3 on 127\.0\.0\.62 \(pid \d+\) exited with code 1/);
+    expect(r.stderr).toMatch(/launcher-fail\.ts:\d+/);
+    const exit = await job(fixture('launcher-fail.ts'), ['exit', '4', '7']);
+    expect(exit.code, exit.stderr).toBe(7);
+    expect(exit.stderr).toMatch(/rank 4 on 127\.0\.0\.62 \(pid \d+\) exited with code 7/);
+    await nothingLeft();
+  });
+
+  it("a remote thread rank's import.meta, argv[1] and cwd name its job folder, and files read through them are the staged copies", async () => {
+    const cwd = mkdtempSync(join(base, 'meta-'));
+    const app = layMetaApp(cwd);
+    const r = await job(app.script, [], { files: app.files, cwd });
+    expect(r.code, r.stderr).toBe(0);
+    const seen = metaOf(r.stdout);
+    expect(seen.map((s) => s.rank)).toEqual([0, 1, 2, 3, 4]);
+    for (const [rank, d] of [[1, A], [2, A], [3, B], [4, B]] as const) {
+      const s = seen[rank]!;
+      expect(s.cwd.startsWith(join(d.workdir, 'jobs', 'job-')), `rank ${rank} cwd ${s.cwd}`).toBe(true);
+      const file = join(s.cwd, 'app', 'meta.ts');
+      expect(s).toMatchObject({
+        filename: file,
+        dirname: join(s.cwd, 'app'),
+        url: pathToFileURL(file).href,
+        argv1: file,
+        helper: { filename: join(s.cwd, 'app', 'lib', 'helper.ts') },
+        viaUrl: STAGED_CONF,
+        viaDirname: STAGED_CONF,
+        viaCwd: STAGED_CONF,
+        requireOk: true,
+      });
+    }
+    expect(seen[1]!.cwd).toBe(seen[2]!.cwd);
+    await nothingLeft();
+  });
+
+  it('tsmpirun killed mid-job: each daemon ends its per-job process and removes the folder', async () => {
+    let out = '';
+    let child: ChildProcess | null = null;
+    const done = job(fixture('remote-block.ts'), [], { onStdout: (t) => (out += t), onStart: (c) => (child = c) });
+    await until(() => pidsOf(out).filter(Boolean).length === 5, 20_000, `5 pids; stdout so far:\n${out}`);
+    const pids = pidsOf(out);
+    expect(pids[1]).toBe(pids[2]);
+    expect(A.children()).toEqual([pids[1]]);
+    expect(B.children()).toEqual([pids[3]]);
+    child!.kill('SIGKILL');
+    const r = await done;
+    expect(r.signal).toBe('SIGKILL');
+    await until(() => pids.slice(1).every(gone), 5000, `processes ${pids.join(', ')} to be gone`);
+    await nothingLeft();
+  });
+
+  it('SIGTERM to tsmpirun ends the thread ranks on every host', async () => {
+    let out = '';
+    let child: ChildProcess | null = null;
+    const done = job(fixture('remote-block.ts'), [], { onStdout: (t) => (out += t), onStart: (c) => (child = c) });
+    await until(() => pidsOf(out).filter(Boolean).length === 5, 20_000, `5 pids; stdout so far:\n${out}`);
+    const pids = pidsOf(out);
+    child!.kill('SIGTERM');
+    const r = await done;
+    expect(r.code).toBe(143);
+    await until(() => pids.slice(1).every(gone), 5000, `processes ${pids.join(', ')} to be gone`);
+    await nothingLeft();
+  });
+
+  it('a daemon killed mid-job: the host is lost (ERR_PEER_LOST), and its per-job process ends by itself', async () => {
+    const D = await startDaemon({ host: '127.0.0.63', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 });
+    let out = '';
+    const tmp = mkdtempSync(join(base, 'tmp-'));
+    const hostfile = writeHostfile(base, ['localhost slots=1', D.line(2)]);
+    const done = tsmpirun(['--threads', '--hostfile', hostfile, '-n', '3', '--identity', join(keyDir, 'id'), '--known-hosts', join(keyDir, 'known_hosts'), fixture('remote-block.ts')], {
+      timeoutMs: JOB_MS,
+      cwd: work,
+      env: { TMPDIR: tmp },
+      onStdout: (t) => (out += t),
+    });
+    await until(() => pidsOf(out).filter(Boolean).length === 3, 20_000, `3 pids; stdout so far:\n${out}`);
+    const pids = pidsOf(out);
+    expect(D.children()).toEqual([pids[1]]);
+    D.child.kill('SIGKILL');
+    const r = await done;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERR_PEER_LOST|host 127\.0\.0\.63 was lost/);
+    expect(r.stderr).toMatch(/ranks lost: 1, 2/);
+    await until(() => gone(pids[1]!), 5000, `the per-job process ${pids[1]} to be gone`);
+  });
+});
