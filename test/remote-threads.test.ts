@@ -111,6 +111,22 @@ describe('--threads on every host', () => {
     await nothingLeft();
   });
 
+  it('relays a flood of output from remote thread ranks whole and in order', async () => {
+    const r = await job(fixture('remote-flood.ts'), [], { extra: ['--tag-output'] });
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    const pad = 'x'.repeat(100);
+    for (const [text, letter] of [[r.stdout, 'r'], [r.stderr, 'e']] as const) {
+      const all = text.split('\n');
+      for (let rank = 0; rank < 5; rank++) {
+        const mine = all.filter((l) => l.startsWith(`[${rank}] ${letter}`));
+        expect(mine.length, `rank ${rank}'s ${letter === 'r' ? 'stdout' : 'stderr'} lines`).toBe(4000);
+        const wrong = mine.findIndex((l, i) => l !== `[${rank}] ${letter}${rank} ${i} ${pad}`);
+        expect(wrong, `rank ${rank}: first line out of order`).toBe(-1);
+      }
+    }
+    await nothingLeft();
+  });
+
   it("a remote thread rank's crash reaches the launcher with its stack and exit code; the other ranks are ended", async () => {
     const r = await job(fixture('launcher-fail.ts'), ['throw', '3']);
     expect(r.code).toBe(1);

@@ -14,18 +14,30 @@ import type { AgentToThreadJob, ThreadJobToAgent } from '../../runtime/wire/cont
 /** After the agent is gone, how long ending ranks may take before this process exits anyway. */
 const ORPHAN_GRACE_MS = 1000;
 
+/** Messages handed to the channel and not yet written: output is held while too many are. */
+const IN_FLIGHT = 32;
+let inFlight = 0;
+let host: ThreadHost | null = null;
+let agentHolds = false;
+let finished = false;
+let holding = false;
+
 function send(m: ThreadJobToAgent): void {
   if (!process.connected) return;
-  // Over the channel's limit: hold the ranks' output until it took this one.
-  if (!process.send!(m, undefined, {}, () => backlog(-1))) backlog(1);
+  inFlight++;
+  process.send!(m, undefined, {}, () => {
+    inFlight--;
+    settle();
+  });
+  settle();
 }
 
-let host: ThreadHost | null = null;
-let pending = 0;
-let agentHolds = false;
-function backlog(d: number): void {
-  pending = Math.max(0, pending + d);
-  host?.holdOutput(agentHolds || pending > 0);
+/** Hold or release the ranks' output; once every rank ended and everything is written, let go of the agent. */
+function settle(): void {
+  const hold = agentHolds || inFlight > IN_FLIGHT;
+  if (host && hold !== holding) host.holdOutput((holding = hold));
+  // a disconnect drops what the channel has not written yet
+  if (finished && inFlight === 0 && process.connected) process.disconnect();
 }
 
 let running = 0;
@@ -58,7 +70,8 @@ function onJob(j: Extract<AgentToThreadJob, { t: 'job' }>): void {
         send({ t: 'exit', rank, code: e.code, signal: e.signal });
         if (--running === 0) {
           h.close();
-          process.disconnect?.();
+          finished = true;
+          settle();
         }
       },
       lost: () => {},
@@ -79,7 +92,7 @@ process.on('message', (m: AgentToThreadJob) => {
       return;
     case 'hold':
       agentHolds = m.on;
-      backlog(0);
+      settle();
       return;
   }
 });

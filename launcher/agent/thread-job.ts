@@ -33,7 +33,8 @@ export class ThreadJob {
     });
     this.child.on('message', (m: ThreadJobToAgent) => this.onMessage(m));
     this.child.on('error', () => {});
-    this.child.on('exit', (code, signal) => {
+    // 'close': after the last message on the channel too
+    this.child.on('close', (code, signal) => {
       for (const rank of [...this.live]) this.ended(rank, code === 0 && !signal ? 1 : code, signal);
     });
     this.post(job);
