@@ -309,6 +309,13 @@ export class Agent {
         this.killRanks('SIGKILL');
         while (this.ranks.some((r) => !r.done)) await new Promise((r) => setTimeout(r, 20));
       }
+      if (this.threads) {
+        // Its ranks reported their exits; the process itself ends just after (or is made to).
+        const t = this.threads;
+        const late = setTimeout(() => t.kill('SIGKILL'), KILL_GRACE_MS);
+        await t.closed;
+        clearTimeout(late);
+      }
       for (const r of this.receivers) r.abort();
       this.controlListener?.close();
       if (this.dir) rmSync(this.dir, { recursive: true, force: true });

@@ -20,6 +20,8 @@ export class ThreadJob {
   private readonly child: ChildProcess;
   private readonly live: Set<number>;
   private holding = false;
+  /** resolves once the process is gone (its cwd holds the job folder: Windows cannot remove it before) */
+  readonly closed: Promise<void>;
 
   constructor(job: Extract<AgentToThreadJob, { t: 'job' }>, private readonly ev: ThreadJobEvents) {
     this.live = new Set(job.ranks);
@@ -33,9 +35,12 @@ export class ThreadJob {
     });
     this.child.on('message', (m: ThreadJobToAgent) => this.onMessage(m));
     this.child.on('error', () => {});
+    let closed!: () => void;
+    this.closed = new Promise((r) => (closed = r));
     // 'close': after the last message on the channel too
     this.child.on('close', (code, signal) => {
       for (const rank of [...this.live]) this.ended(rank, code === 0 && !signal ? 1 : code, signal);
+      closed();
     });
     this.post(job);
   }
