@@ -1,13 +1,17 @@
 // `--threads` across hosts: the launcher's ranks and each tsmpid host's ranks run
 // as worker threads (on a daemon host, of one per-job process whose cwd is the
 // job folder), shared memory within a host, TLS between hosts. Real daemons on
-// 127.0.0.61 and .62; nothing here talks to an address outside 127.0.0.0/8.
+// 127.0.0.61–.63, real sshd hosts on .64 and .65 (test/beds/sshd.ts); nothing
+// here talks to an address outside 127.0.0.0/8.
 import { type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { marked, noneLeft } from './beds/leftovers.js';
+import { startSshBed, type SshBed } from './beds/sshd.js';
 import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
 import { fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
 import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
@@ -214,5 +218,65 @@ describe('--threads on every host', () => {
     expect(r.stderr).toMatch(/ERR_PEER_LOST|host 127\.0\.0\.63 was lost/);
     expect(r.stderr).toMatch(/ranks lost: 1, 2/);
     await until(() => gone(pids[1]!), 5000, `the per-job process ${pids[1]} to be gone`);
+  });
+});
+
+describe('--threads --via ssh', () => {
+  let bed: SshBed;
+  let mark = '';
+  beforeAll(async () => {
+    bed = await startSshBed([
+      ['thrA', '127.0.0.64'],
+      ['thrB', '127.0.0.65'],
+    ]);
+  }, 30_000);
+  afterEach(async () => {
+    await noneLeft([`TSMPI_CASE=${mark}`, `TSMPI_BED_MARK=${bed.mark}`], 8000);
+  });
+  afterAll(async () => {
+    await bed?.close();
+  });
+
+  function sshJob(script: string, args: string[], o: { extra?: string[]; onStdout?: (t: string) => void } = {}): Promise<RunResult> {
+    mark = randomBytes(6).toString('hex');
+    return tsmpirun(['--threads', '--via', 'ssh', '--ssh-command', `ssh -F ${bed.config}`, '--host', 'localhost:1,thrA:2,thrB:2', '-n', '5', ...(o.extra ?? []), script, ...args], {
+      timeoutMs: JOB_MS,
+      cwd: work,
+      env: { TMPDIR: mkdtempSync(join(base, 'tmp-')), TSMPI_CASE: mark },
+      ...(o.onStdout ? { onStdout: o.onStdout } : {}),
+    });
+  }
+
+  it('the agent on an ssh host runs its ranks as threads of one process in the job folder, with -x and argv', async () => {
+    const r = await sshJob(fixture('threads-probe.ts'), ['who', 'x y'], { extra: ['-x', 'TSMPI_T_A=exported'] });
+    expect(r.code, r.stderr).toBe(0);
+    const who = lines(r.stdout)
+      .map((l) => JSON.parse(l) as { rank: number; pid: number; threadId: number; argv: string[]; a: string })
+      .sort((x, y) => x.rank - y.rank);
+    expect(who.map((w) => w.rank)).toEqual([0, 1, 2, 3, 4]);
+    expect(who[1]!.pid).toBe(who[2]!.pid);
+    expect(who[3]!.pid).toBe(who[4]!.pid);
+    expect(who[1]!.threadId).not.toBe(who[2]!.threadId);
+    for (const w of who) expect(w.argv).toEqual(['x y']);
+    expect(who.map((w) => w.a)).toEqual(['exported', 'changed by rank 1', 'exported', 'exported', 'exported']);
+  });
+
+  it("killing the agent on an ssh host is that host lost (ERR_PEER_LOST); its per-job process ends with it", async () => {
+    let out = '';
+    const done = sshJob(fixture('remote-block.ts'), [], { onStdout: (t) => (out += t) });
+    await until(() => pidsOf(out).filter(Boolean).length === 5, 20_000, `5 pids; stdout so far:\n${out}`);
+    const pids = pidsOf(out);
+    expect(pids[3]).toBe(pids[4]);
+    // the per-job process of thrB: its cwd is the job folder inside that agent's folder
+    expect(readlinkSync(`/proc/${pids[3]}/cwd`)).toMatch(/\/tsmpi-agent-[^/]+\/job-[^/]+$/);
+    const agents = marked([`TSMPI_BED_MARK=${bed.mark}`]).filter((p) => p.cmd.includes('agent-main.js'));
+    const onB = agents.filter((p) => readFileSync(`/proc/${p.pid}/environ`, 'latin1').includes(' 127.0.0.65 '));
+    expect(onB.length, JSON.stringify(agents)).toBe(1);
+    process.kill(onB[0]!.pid, 'SIGKILL');
+    const r = await done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERR_PEER_LOST: host thrB was lost/);
+    expect(r.stderr).toMatch(/ranks lost: 3, 4/);
+    await until(() => gone(pids[3]!), 5000, `thrB's per-job process ${pids[3]} to be gone`);
   });
 });

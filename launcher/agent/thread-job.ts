@@ -25,7 +25,8 @@ export class ThreadJob {
 
   constructor(job: Extract<AgentToThreadJob, { t: 'job' }>, private readonly ev: ThreadJobEvents) {
     this.live = new Set(job.ranks);
-    this.child = spawn(process.execPath, [threadJobMain], {
+    // the folder on its command line only names the job for ps (and test beds)
+    this.child = spawn(process.execPath, [threadJobMain, job.dir], {
       cwd: job.dir,
       env: process.env,
       // stdout stays closed: an ssh agent's stdout is its link to the launcher
