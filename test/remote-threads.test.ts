@@ -142,6 +142,15 @@ describe('--threads on every host', () => {
     await nothingLeft();
   });
 
+  it('a remote thread rank that runs out of heap (a limit -x gave that host) ends as a failed rank', async () => {
+    const r = await job(fixture('threads-probe.ts'), ['oom'], { extra: ['-x', 'TSMPI_THREAD_HEAP_MB=64'] });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/tsmpirun: rank 1 on 127\.0\.0\.61 \(pid \d+\) exited with code \d+/);
+    expect(r.stderr).toContain('rank 1 ran out of memory (its heap limit is 64 MB');
+    expect(r.stderr).toContain('ended 4 other ranks');
+    await nothingLeft();
+  });
+
   it("a remote thread rank's import.meta, argv[1] and cwd name its job folder, and files read through them are the staged copies", async () => {
     const cwd = mkdtempSync(join(base, 'meta-'));
     const app = layMetaApp(cwd);
