@@ -131,6 +131,27 @@ describe('--threads on every host', () => {
     await nothingLeft();
   });
 
+  it('output held back while the launcher does not read (SIGSTOP) still arrives whole after the ranks ended', async () => {
+    let child: ChildProcess | null = null;
+    let seen = 0;
+    const count = 20_000;
+    const done = job(fixture('remote-flood.ts'), [String(count)], { extra: ['--tag-output'], onStart: (c) => (child = c), onStdout: (t) => (seen += t.length) });
+    await until(() => seen > 0, 20_000, 'the first output');
+    child!.kill('SIGSTOP');
+    // meanwhile the remote ranks write everything and end, their output held at the thread
+    await new Promise((r) => setTimeout(r, 4000));
+    child!.kill('SIGCONT');
+    const r = await done;
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    for (const [text, letter] of [[r.stdout, 'r'], [r.stderr, 'e']] as const) {
+      const all = text.split('\n');
+      for (let rank = 0; rank < 5; rank++) {
+        expect(all.filter((l) => l.startsWith(`[${rank}] ${letter}${rank} `)).length, `rank ${rank}'s ${letter} lines`).toBe(count);
+      }
+    }
+    await nothingLeft();
+  });
+
   it("a remote thread rank's crash reaches the launcher with its stack and exit code; the other ranks are ended", async () => {
     const r = await job(fixture('launcher-fail.ts'), ['throw', '3']);
     expect(r.code).toBe(1);

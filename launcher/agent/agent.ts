@@ -51,6 +51,8 @@ interface RankProc {
 type State = 'ready' | 'staging' | 'running' | 'ending';
 
 const KILL_GRACE_MS = 1000;
+/** Largest piece of rank output in one frame (a pipe's read size; the launcher's frame limit is ~1 MiB). */
+const OUTPUT_PIECE = 64 * 1024;
 
 export class Agent {
   private state: State = 'ready';
@@ -273,7 +275,12 @@ export class Agent {
 
   /** `hold`: pause where this output comes from; it returns how to resume. */
   private output(rank: number, stream: 1 | 2, chunk: Buffer, hold: () => () => void): boolean {
-    if (this.conn.sendData({ src: rank, tag: stream }, chunk)) return true;
+    // A thread's output comes in chunks as large as its writes: frame it in pipe-sized pieces.
+    let flowing = true;
+    for (let at = 0; at < chunk.length; at += OUTPUT_PIECE) {
+      flowing = this.conn.sendData({ src: rank, tag: stream }, chunk.subarray(at, at + OUTPUT_PIECE)) && flowing;
+    }
+    if (flowing) return true;
     // The launcher reads slower than the rank writes: hold the rank's output.
     // one 'drain' listener for every held stream (one each would pile up)
     if (this.held.length === 0) {
