@@ -12,7 +12,9 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { marked, noneLeft } from './beds/leftovers.js';
 import { startSshBed, type SshBed } from './beds/sshd.js';
-import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { RawClient, startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { readIdentity } from '../launcher/keys/keys.js';
+import { SCRIPT_FILE } from '../launcher/job/placeholders.js';
 import { fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
 import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
 
@@ -225,6 +227,17 @@ describe('--threads on every host', () => {
     const r = await done;
     expect(r.code).toBe(143);
     await until(() => pids.slice(1).every(gone), 5000, `processes ${pids.join(', ')} to be gone`);
+    await nothingLeft();
+  });
+
+  it("a job message whose mode is neither 'threads' nor 'processes' is refused (ERR_PROTOCOL), and nothing starts", async () => {
+    const c = await RawClient.connect(A.host, A.port);
+    await c.authenticate(readIdentity(join(keyDir, 'id')));
+    const files = [{ name: SCRIPT_FILE, size: 1, sha256: '0'.repeat(64) }];
+    c.conn.sendControl({ t: 'job', size: 1, ranks: [0], secret: 'x'.repeat(48), hostId: `${A.host}:1`, env: {}, args: [], script: 's.ts', files, tlsKey: 'k', tlsCert: 'c', mode: 'fibers' });
+    const refused = await c.refusal();
+    expect(refused.code).toBe('ERR_PROTOCOL');
+    expect(refused.message).toContain("mode must be 'threads' or 'processes'");
     await nothingLeft();
   });
 

@@ -2,9 +2,10 @@
  * The far side of a job on one host, whoever started it (tsmpid after it
  * authenticated a launcher, `ssh HOST node agent-main.js`, or `srun`): it
  * receives the job's files (sealed chunks, verified, kept inside the job
- * folder), starts the ranks there, relays their control messages, output and
- * exits over its framed link to the launcher, and when the link ends, for any
- * reason, ends the ranks and removes the folder.
+ * folder), starts the ranks there (processes, or with `mode: 'threads'` worker
+ * threads of one per-job process: thread-job.ts), relays their control
+ * messages, output and exits over its framed link to the launcher, and when the
+ * link ends, for any reason, ends the ranks and removes the folder.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
