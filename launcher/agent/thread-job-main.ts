@@ -76,7 +76,14 @@ function onJob(j: Extract<AgentToThreadJob, { t: 'job' }>): void {
       },
       lost: () => {},
     })
-    .then(() => h.go());
+    .then(
+      () => h.go(),
+      (e: Error) => {
+        // the agent reports every rank ended with this exit
+        process.stderr.write(`tsmpi: cannot start the job's thread ranks: ${e.stack ?? e.message}\n`);
+        process.exit(1);
+      },
+    );
 }
 
 process.on('message', (m: AgentToThreadJob) => {
