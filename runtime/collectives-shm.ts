@@ -155,10 +155,10 @@ export function run<T>(c: RegionCall, call: () => Promise<T>): Promise<T> {
   return p.finally(() => c.end());
 }
 
-/** `into`: non-root ranks land the root's bytes there instead of decoding a value. */
-export async function bcast(r: Round, c: RegionCall, data: unknown, root: number, into: Uint8Array | null): Promise<unknown> {
+/** `into`: non-root ranks land the root's bytes there instead of decoding a value. `poison`: the root sends that failure instead. */
+export async function bcast(r: Round, c: RegionCall, data: unknown, root: number, into: Uint8Array | null, poison: CollError | null = null): Promise<unknown> {
   if (r.rank === root) {
-    const e = encodeOr(data);
+    const e = poison ?? encodeOr(data);
     await publish(c, e, r.size - 1, c.members);
     unwrap(e);
     return data;
