@@ -16,38 +16,27 @@ import { TsmpiError, errorFromWire } from './errors.js';
 import type { CommCore } from './comm.js';
 import type { Message } from './engine.js';
 import type { Op } from './op.js';
-import { decodeValue, encodeValue, Encoding, flatten, type Encoded } from './wire/codec.js';
+import { decodeValue, encodeValue, Encoding, type Encoded } from './wire/codec.js';
+import { CollError, asTsmpi, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './collective-values.js';
+import * as shm from './collectives-shm.js';
+import * as hier from './collectives-hier.js';
+import type { RegionCall } from './transport/shm-regions.js';
+import { DATA_SLOTS } from './transport/shm-mesh.js';
 import { BUNDLE_ENCODING, packBundle, unpackBundle } from './wire/bundle.js';
 import { FrameFlag } from './wire/frame.js';
 
-/** A failure travelling through a collective in place of a value. */
-export class CollError {
-  constructor(readonly err: TsmpiError) {}
-}
-type Maybe<T> = T | CollError;
 
 /** Typed arrays at least this large take the bandwidth-optimal allreduce. */
 const RING_MIN_BYTES = 64 * 1024;
 
-function asTsmpi(e: unknown): TsmpiError {
-  return e instanceof TsmpiError ? e : new TsmpiError('ERR_ARG', String((e as Error)?.message ?? e), { cause: e });
-}
 
-function encodeOr(v: unknown): Maybe<Encoded> {
-  try {
-    return encodeValue(v);
-  } catch (e) {
-    return new CollError(asTsmpi(e));
-  }
-}
 
-function decodeItem(it: Encoded): unknown {
-  return decodeValue(it.enc, it.elem, it.parts.length === 1 ? (it.parts[0] as Buffer) : flatten(it));
-}
 
 function fromMessage(m: Message): Encoded {
   return { enc: m.enc, elem: m.elem, parts: [m.payload], length: m.payload.length, aliased: true };
 }
+
+export { CollError };
 
 /** One collective call's traffic: a tag of its own on the collective context. */
 export class Round {
@@ -100,6 +89,34 @@ export class Round {
     return valueOf(await this.recv(src));
   }
 
+  /** This call's use of the members' shared regions, when every member is a thread rank of this process; else null. */
+  regions(): RegionCall | null {
+    return this.regionsOf(this.core.group);
+  }
+
+  /** The same for some of the members (world ranks), all thread ranks of this process. */
+  regionsOf(members: readonly number[]): RegionCall | null {
+    return this.core.world.shm?.regions.call(this.core.ctx >>> 1, (this.tag + 1) | 0, members) ?? null;
+  }
+
+  /**
+   * The shared-memory mesh of each member (by communicator rank); null for
+   * process ranks. Null when no member may use shared regions: the job has no
+   * thread ranks, or the communicator is past the slots that have regions
+   * (every rank decides alike).
+   */
+  meshes(): (string | null)[] | null {
+    const f = this.core.world.fabric;
+    if (!f.anyMesh || this.core.ctx >>> 1 >= DATA_SLOTS) return null;
+    return this.core.group.map((w) => f.meshOf(w));
+  }
+
+  /** This call among some members only (communicator ranks, in order; this rank among them): same tag, same context. */
+  among(ranks: readonly number[]): Round {
+    const core = this.core;
+    return new Round({ ...core, group: ranks.map((i) => core.group[i]!), rank: ranks.indexOf(core.rank) }, this.tag);
+  }
+
   /** A barrier on shared counters, when every member is a thread rank of this process; else null. */
   shmBarrier(): Promise<void> | null {
     const shm = this.core.world.shm;
@@ -132,10 +149,6 @@ function itemsOf(m: Message): Maybe<Encoded[]> {
   return unpackBundle(m.payload);
 }
 
-function unwrap<T>(v: Maybe<T>): T {
-  if (v instanceof CollError) throw v.err;
-  return v;
-}
 
 /** Start a collective round on `core`, taking the next sequence number. */
 export function round(core: CommCore & { seq: number }): Round {
@@ -146,6 +159,14 @@ export function round(core: CommCore & { seq: number }): Round {
 
 // ---- algorithms ---------------------------------------------------------
 
+/** The message algorithms, for the steps between meshes of the hierarchical ones. */
+const FLAT: hier.Flat = {
+  bcast: (r, data, root, into, poison) => flatBcastTo(r, data, root, into, poison),
+  reduce: (r, data, op, root, poison) => flatReduce(r, data, op, root, poison),
+  allreduce: (r, data, op, poison) => flatAllreduce(r, data, op, poison),
+  barrier: (r) => flatBarrier(r),
+};
+
 /**
  * Thread ranks of one process: shared counters (each rank marks its arrival; the
  * last wakes the others). Otherwise a dissemination barrier: ⌈log2 p⌉ rounds,
@@ -155,6 +176,12 @@ export function round(core: CommCore & { seq: number }): Round {
 export async function barrier(r: Round): Promise<void> {
   const shared = r.shmBarrier();
   if (shared) return shared;
+  const h = hier.hierarchy(r);
+  if (h) return hier.barrier(r, h, FLAT);
+  return flatBarrier(r);
+}
+
+async function flatBarrier(r: Round): Promise<void> {
   const { rank, size: p } = r;
   const token = encodeValue(null);
   if (r.crowded) {
@@ -239,9 +266,18 @@ function tooLarge(into: Uint8Array, bytes: number): TsmpiError {
 
 /** `into`: non-root ranks copy the bytes there instead of decoding a value. */
 async function bcastTo(r: Round, data: unknown, root: number, into: Uint8Array | null): Promise<unknown> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.bcast(r, c, data, root, into));
+  const h = hier.hierarchy(r);
+  if (h) return hier.bcast(r, h, data, root, into, FLAT);
+  return flatBcastTo(r, data, root, into, null);
+}
+
+/** `poison`: the root sends this failure instead of its data. */
+async function flatBcastTo(r: Round, data: unknown, root: number, into: Uint8Array | null, poison: CollError | null): Promise<unknown> {
   const { parent, children } = binomial(r, root);
   if (r.rank === root) {
-    const e = encodeOr(data);
+    const e = poison ?? encodeOr(data);
     if (!(e instanceof CollError) && e.enc === Encoding.RAW && e.length >= SEGMENTED_MIN && children.length > 0) {
       const bytes = e.parts[0]!;
       const segs = Math.ceil(e.length / SEGMENT);
@@ -287,6 +323,8 @@ async function bcastTo(r: Round, data: unknown, root: number, into: Uint8Array |
 }
 
 export async function scatter(r: Round, values: unknown, root: number): Promise<unknown> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.scatter(r, c, values, root));
   const { rank, size: p } = r;
   const vr = (rank - root + p) % p;
   // items[i] is the value for relative rank vr + i
@@ -327,10 +365,6 @@ export async function scatter(r: Round, values: unknown, root: number): Promise<
   return decodeItem(mine[0]!);
 }
 
-/** The root's own item must be a copy, never the caller's object. */
-function flatItem(e: Encoded): Encoded {
-  return { ...e, parts: [flatten(e)] };
-}
 
 /**
  * Binomial-tree gather of encoded items toward `root`; resolves at the root to
@@ -358,6 +392,8 @@ async function treeGather(r: Round, root: number, mine: Maybe<Encoded>): Promise
 }
 
 export async function gather(r: Round, data: unknown, root: number): Promise<unknown[] | undefined> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.gather(r, c, data, root));
   const mine = encodeOr(data);
   const items = await treeGather(r, root, mine);
   unwrap(mine);
@@ -370,6 +406,8 @@ export async function gather(r: Round, data: unknown, root: number): Promise<unk
 }
 
 export async function allgather(r: Round, data: unknown): Promise<unknown[]> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.allgather(r, c, data));
   const mine = encodeOr(data);
   const items = await treeGather(r, 0, mine);
   let list: Encoded[];
@@ -416,25 +454,7 @@ export async function alltoall(r: Round, values: unknown): Promise<unknown[]> {
   return out;
 }
 
-/** `a op b`, or the first error among them. `b` is owned (freshly received). */
-function combine(op: Op, a: Maybe<unknown>, b: Maybe<unknown>, into: 'a' | 'b' | null): Maybe<unknown> {
-  if (a instanceof CollError) return a;
-  if (b instanceof CollError) return b;
-  try {
-    return op.combine(a, b, into);
-  } catch (e) {
-    return new CollError(asTsmpi(e));
-  }
-}
 
-function checked(op: Op, data: unknown): Maybe<unknown> {
-  try {
-    op.check(data);
-    return data;
-  } catch (e) {
-    return new CollError(asTsmpi(e));
-  }
-}
 
 function sendValue(r: Round, dest: number, v: Maybe<unknown>): void {
   r.send(dest, v instanceof CollError ? v : encodeOr(v));
@@ -445,7 +465,16 @@ function sendValue(r: Round, dest: number, v: Maybe<unknown>): void {
  * others reduce in rank order toward rank 0, which passes the result on.
  */
 export async function reduce(r: Round, data: unknown, op: Op, root: number): Promise<unknown> {
-  const own = checked(op, data);
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.reduce(r, c, data, op, root));
+  const h = hier.hierarchy(r);
+  if (h) return hier.reduce(r, h, data, op, root, FLAT);
+  return flatReduce(r, data, op, root, null);
+}
+
+/** `poison`: this rank contributes that failure instead of its data. */
+async function flatReduce(r: Round, data: unknown, op: Op, root: number, poison: CollError | null): Promise<unknown> {
+  const own = poison ?? checked(op, data);
   const acc = await reduceTree(r, own, op, root);
   await r.finish();
   unwrap(own);
@@ -479,8 +508,18 @@ async function reduceTree(r: Round, own: Maybe<unknown>, op: Op, root: number): 
   return acc;
 }
 
-export async function allreduce(r: Round, data: unknown, op: Op): Promise<unknown> {
-  const own = checked(op, data);
+/** `into`: where a typed-array result may go (allreduceInto's recvBuf); the result is returned either way. */
+export async function allreduce(r: Round, data: unknown, op: Op, into: TypedLike | null = null): Promise<unknown> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.allreduce(r, c, data, op, into));
+  const h = hier.hierarchy(r);
+  if (h) return hier.allreduce(r, h, data, op, FLAT);
+  return flatAllreduce(r, data, op, null);
+}
+
+/** `poison`: this rank contributes that failure instead of its data. */
+async function flatAllreduce(r: Round, data: unknown, op: Op, poison: CollError | null): Promise<unknown> {
+  const own = poison ?? checked(op, data);
   if (
     op.elementwise &&
     r.size > 2 &&
