@@ -1,6 +1,6 @@
 // Hierarchical collectives: a --threads job whose world spans this host's
-// shared-memory mesh and a real tsmpid host (127.0.0.71) whose ranks are other
-// processes. Collectives run in shared memory inside the mesh and by messages
+// shared-memory mesh and a real tsmpid host (127.0.0.71) whose ranks are thread
+// ranks of another process there (a second mesh). Collectives run in shared memory inside the mesh and by messages
 // between its representative and the remote ranks; the results are checked
 // against the serial loop (shm-coll.ts) and the whole collective suite.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -48,7 +48,7 @@ describe('collectives across a shared-memory mesh and another host', () => {
     const r = await job(['localhost slots=3', D.line(2)], 5, ['--report', fixture('hier-traffic.ts')]);
     expect(r.code, r.stderr).toBe(0);
     const sent = (rank: number) => Number(new RegExp(`^${rank} +\\S+ +[\\d.]+ +[\\d.]+ +[\\d.]+ +(\\d+) `, 'm').exec(r.stderr)?.[1]);
-    // rank 0 represents the mesh (ranks 0–2); ranks 3 and 4 are processes on 127.0.0.71
+    // rank 0 represents the mesh (ranks 0–2); ranks 3 and 4 are the mesh on 127.0.0.71 (4 is bcast's root)
     expect(sent(1)).toBe(0);
     expect(sent(2)).toBe(0);
     for (const rank of [0, 3, 4]) expect(sent(rank)).toBeGreaterThan(0);

@@ -117,6 +117,17 @@ describe('--threads on every host', () => {
     await nothingLeft();
   });
 
+  it("a daemon host's thread ranks are a shared-memory mesh of their own: collectives there send no message from a rank that does not represent it", async () => {
+    const r = await job(fixture('hier-traffic.ts'), [], { extra: ['--report'] });
+    expect(r.code, r.stderr).toBe(0);
+    const sent = (rank: number) => Number(new RegExp(`^${rank} +\\S+ +[\\d.]+ +[\\d.]+ +[\\d.]+ +(\\d+) `, 'm').exec(r.stderr)?.[1]);
+    // meshes: {0} here, {1, 2} on A, {3, 4} on B; bcast's root 4 and reduce's root 1
+    // stand for their meshes, rank 3 is B's first: only rank 2 never represents one
+    expect(sent(2), r.stderr).toBe(0);
+    for (const rank of [0, 1, 3, 4]) expect(sent(rank), r.stderr).toBeGreaterThan(0);
+    await nothingLeft();
+  });
+
   it('relays a flood of output from remote thread ranks whole and in order', async () => {
     const r = await job(fixture('remote-flood.ts'), [], { extra: ['--tag-output'] });
     expect(r.code, r.stderr.slice(-3000)).toBe(0);
