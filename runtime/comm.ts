@@ -10,7 +10,7 @@ import { decodeValue, encodeValue, type Encoded } from './wire/codec.js';
 import { FrameFlag } from './wire/frame.js';
 import type { Message } from './engine.js';
 import type { World } from './world.js';
-import * as coll from './collectives.js';
+import * as coll from './collectives/collectives.js';
 import { SUM, toOp, type OpLike } from './op.js';
 import { UNDEFINED } from './constants.js';
 import { bytesOf, land, refusal, type BufferLike } from './buffers.js';
