@@ -199,10 +199,11 @@ export class MonitorServer {
     for (const s of this.streams) s.res.end();
     this.idle();
     await new Promise<void>((resolve) => {
+      // Not unref'd: the page's sockets may be unref'd, and the launcher's last
+      // `await` must not be left without anything keeping the process alive (exit 13).
       const t = setTimeout(() => {
         for (const s of this.sockets) s.destroy();
       }, 500);
-      t.unref();
       this.server.close(() => {
         clearTimeout(t);
         resolve();
