@@ -223,19 +223,34 @@ export async function allreduce(r: Round, c: RegionCall, data: unknown, op: Op, 
   if (w) await w;
   // Everyone's first piece says whether the segmented path fits every rank.
   const heads: Piece[] = [];
-  for (let i = 0; i < r.size; i++) heads.push(i === r.rank ? (null as unknown as Piece) : await c.piece(others[i]!, 0));
+  for (let i = 0; i < r.size; i++) heads.push(await c.piece(others[i]!, 0));
   const mine = e instanceof CollError ? null : e;
-  const segmented =
+  const alike =
     op.elementwise &&
     mine !== null &&
     numericTyped(own) &&
     mine.enc === Encoding.RAW &&
-    mine.length >= SEGMENTED_MIN_BYTES &&
     heads.every((h, i) => i === r.rank || (h.flags === 0 && h.enc === Encoding.RAW && h.elem === mine.elem && h.total === mine.length));
-  if (segmented) return segmentedAllreduce(r, c, own, mine, op, into);
+  if (alike && mine.length >= SEGMENTED_MIN_BYTES) return segmentedAllreduce(r, c, own, mine, op, into);
+  if (alike && into && mine.length <= c.room) return foldInto(r, c, own, op, heads, into);
   const acc = await alongside(publish(c, e, r.size - 1, others, null, 1), () => foldAll(r, c, own, op));
   unwrap(own);
   return unwrap(acc);
+}
+
+/** A small element-wise allreduceInto: the rank-order fold straight from the regions into `into` (no allocation). */
+function foldInto(r: Round, c: RegionCall, own: Typed, op: Op, heads: Piece[], into: Typed): Typed {
+  // Every part is read from its region, this rank's too: `into` may be `own` (in place).
+  const view = (i: number) => viewLike(own, c.sab, heads[i]!.offset, own.length);
+  into.set(view(0) as never);
+  let failure: CollError | null = null;
+  for (let i = 1; i < r.size && !failure; i++) {
+    const res = combine(op, into, view(i), 'a');
+    if (res instanceof CollError) failure = res;
+  }
+  for (let i = 0; i < r.size; i++) if (i !== r.rank) c.ack(c.members[i]!, 0);
+  if (failure) throw failure.err;
+  return into;
 }
 
 function viewLike(like: Typed, sab: SharedArrayBuffer, byteOffset: number, length: number): Typed {
