@@ -97,6 +97,31 @@ export class Fabric {
     });
   }
 
+  /**
+   * A buffered send done at once, or false (nothing sent: use `send`). Only when
+   * the link to `dest` is up and copies synchronously (shared memory) and the
+   * whole frame fits in it now: header and payload are encoded into one scratch
+   * buffer and copied into the ring, no promise, no allocation for the frame.
+   */
+  trySend(dest: number, ctx: number, tag: number, e: Encoded): boolean {
+    if (e.length > SMALL || dest === this.o.self || this.o.engine.isGone(dest) !== undefined) return false;
+    const link = this.out.get(dest)?.link;
+    if (!link?.writeNow || this.out.get(dest)!.lost) return false;
+    const buf = this.scratch;
+    encodeHeader({ type: FrameType.DATA, flags: 0, enc: e.enc, elem: e.elem, ctx, src: this.o.self, tag, seq: 0, length: e.length }, buf, 0);
+    let off = HEADER_SIZE;
+    for (const p of e.parts) {
+      buf.set(p, off);
+      off += p.byteLength;
+    }
+    if (!link.writeNow(buf.subarray(0, off))) return false;
+    this.messagesSent++;
+    this.bytesSent += e.length;
+    return true;
+  }
+
+  private readonly scratch = Buffer.allocUnsafeSlow(HEADER_SIZE + SMALL);
+
   private sendSelf(ctx: number, tag: number, e: Encoded, flags: number, sync: boolean): Promise<void> {
     const m: Message = { ctx, src: this.o.self, tag, flags, enc: e.enc, elem: e.elem, payload: flatten(e), onMatched: null, from: null };
     this.messagesReceived++;

@@ -27,11 +27,20 @@ export class ShmRing {
     return (Atomics.load(this.h, HEAD) - Atomics.load(this.h, TAIL)) >>> 0;
   }
 
-  /** Copy as much of `src` as fits; returns the bytes written. Producer only. */
-  write(src: Uint8Array): number {
+  /** Bytes free for the producer. */
+  free(): number {
+    return this.capacity - this.used();
+  }
+
+  /**
+   * Copy as much of `src` as fits, at most `max` bytes; returns the bytes
+   * written. Producer only. A small `max` lets the consumer start on the first
+   * piece while the producer copies the next (both copies run in parallel).
+   */
+  write(src: Uint8Array, max = Infinity): number {
     const head = Atomics.load(this.h, HEAD) >>> 0;
     const free = this.capacity - ((head - (Atomics.load(this.h, TAIL) >>> 0)) >>> 0);
-    const n = Math.min(free, src.byteLength);
+    const n = Math.min(free, src.byteLength, max);
     if (n === 0) return 0;
     const at = head & this.mask;
     const first = Math.min(n, this.capacity - at);
@@ -56,23 +65,22 @@ export class ShmRing {
   }
 
   /**
-   * Hand every waiting byte to `cb` as views of the ring (one, or two around the
-   * wrap), then free them: the views are valid only during `cb`. False when empty.
+   * Hand up to `max` waiting bytes to `cb` as one view of the ring (up to the
+   * wrap point), then free them: the view is valid only during `cb`. Returns the
+   * bytes handed over (0 when empty). Consumer only.
    */
-  readInPlace(cb: (view: Buffer) => void): boolean {
+  readInPlace(cb: (view: Buffer) => void, max = Infinity): number {
     const tail = Atomics.load(this.h, TAIL) >>> 0;
-    const n = ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0;
-    if (n === 0) return false;
     const at = tail & this.mask;
-    const first = Math.min(n, this.capacity - at);
+    const n = Math.min(max, this.capacity - at, ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0);
+    if (n === 0) return 0;
     const d = this.data;
     try {
-      cb(Buffer.from(d.buffer, d.byteOffset + at, first));
-      if (n > first) cb(Buffer.from(d.buffer, d.byteOffset, n - first));
+      cb(Buffer.from(d.buffer, d.byteOffset + at, n));
     } finally {
       Atomics.store(this.h, TAIL, (tail + n) | 0);
     }
-    return true;
+    return n;
   }
 
   /** The producer has bytes it could not write: the consumer should wake it after reading. */

@@ -14,6 +14,12 @@ import type { Link, Listener, Transport } from './transport.js';
 
 /** A write queue this long makes write() return false (the caller may wait for drain). */
 const HIGH_WATER = 8 * 1024 * 1024;
+/**
+ * Large writes and reads move through a ring in pieces of this size, each
+ * published (head or tail) as soon as it is copied: the reader copies one piece
+ * out while the writer copies the next in, on another core.
+ */
+export const PIECE = 256 * 1024;
 
 type Done = ((err?: Error | null) => void) | undefined;
 
@@ -52,40 +58,63 @@ class ShmLink implements Link {
     return ok;
   }
 
+  /**
+   * Copy `chunk` into the ring now, whole, if nothing is queued before it and it
+   * fits; false (and nothing written) otherwise. The caller may reuse `chunk` at once.
+   */
+  writeNow(chunk: Uint8Array): boolean {
+    if (this.closed || this.queue.length || this.out.free() < chunk.byteLength) return false;
+    this.out.write(chunk);
+    this.poller.wake(this.peer);
+    return true;
+  }
+
   /** Move queued bytes into the ring; true when some moved. */
   flush(): boolean {
     let moved = false;
     const q = this.queue;
     while (q.length) {
       const w = q[0]!;
-      const n = this.out.write(w.off === 0 ? w.bytes : w.bytes.subarray(w.off));
-      if (n > 0) moved = true;
+      const n = this.out.write(w.off === 0 ? w.bytes : w.bytes.subarray(w.off), PIECE);
+      if (n > 0) {
+        moved = true;
+        // The reader may start on this piece while we copy the next.
+        this.poller.wake(this.peer);
+      }
       w.off += n;
       this.queued -= n;
       if (w.off < w.bytes.byteLength) {
+        if (n > 0) continue;
         // Full: ask the reader to wake us, then look once more (it may have read meanwhile).
         this.out.setWriterWaiting(true);
-        if (this.out.used() < this.out.capacity) continue;
+        if (this.out.free() > 0) continue;
         break;
       }
       q.shift();
       w.done?.(null);
     }
-    if (moved) this.poller.wake(this.peer);
     this.poller.backlog(this, q.length > 0);
     if (moved && q.length === 0 && this.drainCbs.length) for (const cb of this.drainCbs) cb();
     return moved;
   }
 
-  /** Read what waits for us; true when something arrived. */
+  /** Read what waits for us (at most one ring's worth); true when something arrived. */
   pump(): boolean {
     // Nobody reads yet (the fabric is not built): the bytes wait in the ring.
     if (this.paused || this.closed || !this.dataCb) return false;
     // The frame decoder copies out of the views (straight into a receive buffer when one waits).
     const cb = this.dataCb;
-    if (!this.inRing.readInPlace(cb)) return false;
-    if (this.inRing.takeWriterWaiting()) this.poller.wake(this.peer);
-    return true;
+    const ring = this.inRing;
+    let got = false;
+    for (let budget = ring.capacity; budget > 0 && !this.paused && !this.closed; ) {
+      const n = ring.readInPlace(cb, Math.min(PIECE, budget));
+      if (n === 0) break;
+      got = true;
+      budget -= n;
+      // Room for a writer that waits: it may copy its next piece while we copy this one out.
+      if (ring.takeWriterWaiting()) this.poller.wake(this.peer);
+    }
+    return got;
   }
 
   onData(cb: (chunk: Buffer) => void): void {
@@ -244,10 +273,13 @@ class Poller {
     const p = this.mesh.park(this.self, seen);
     if (!p) return this.kick();
     this.parked = true;
-    void p.then(() => {
-      this.parked = false;
-      this.kick();
-    });
+    void p.then(this.woken);
+  };
+
+  /** The doorbell rang while parked: look at once (no second event-loop turn). */
+  private readonly woken = (): void => {
+    this.parked = false;
+    if (!this.scheduled) this.run();
   };
 }
 

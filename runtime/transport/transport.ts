@@ -11,6 +11,11 @@ export interface Link {
   readonly volatileChunks?: boolean;
   /** Queue bytes; `done` runs once they left this process (or failed). Returns false under backpressure. */
   write(chunk: Uint8Array, done?: (err?: Error | null) => void): boolean;
+  /**
+   * Optional: copy `chunk` out now, whole, ahead of nothing queued, or return
+   * false having written nothing (then `write` it). The caller may reuse `chunk` at once.
+   */
+  writeNow?(chunk: Uint8Array): boolean;
   /** Several chunks as one write, in order. */
   writeMany(chunks: Uint8Array[], done?: (err?: Error | null) => void): boolean;
   onData(cb: (chunk: Buffer) => void): void;
