@@ -161,6 +161,15 @@ export class Engine {
     return null;
   }
 
+  /** Does a receive or probe wait that a message (ctx, src, tag) would match? */
+  waiting(ctx: number, src: number, tag: number): boolean {
+    const q = this.queues.get(ctx);
+    if (!q) return false;
+    const m = { src, tag };
+    for (const w of q.waiters) if (matches(w, m)) return true;
+    return false;
+  }
+
   /** The reserved message is complete: its receive gets it. */
   complete(r: Reservation, m: Message): void {
     this.take(m, false);

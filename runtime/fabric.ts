@@ -15,6 +15,8 @@ import { feedFrames } from './transport/feed.js';
 const SMALL = 16 * 1024;
 /** Large payloads are handed to the socket in slices of at most this size. */
 const SLICE = 256 * 1024 * 1024;
+/** Raw messages this large wait a turn for a receive buffer on shared memory (see `hold`). */
+const HOLD_MIN = 64 * 1024;
 /** How long to wait for a peer's connection to close after the launcher says it is gone. */
 const GONE_GRACE_MS = 300;
 
@@ -51,6 +53,8 @@ class InLink implements FlowSource {
   unexpectedBytes = 0;
   /** a recvInto whose message is arriving straight into its buffer */
   reserved: Reservation | null = null;
+  /** the frame at the head of the link was kept back once (see `hold`) */
+  held = false;
   constructor(readonly link: Link) {}
   pause(): void {
     this.link.pause();
@@ -251,6 +255,18 @@ export class Fabric {
         maxPayload: this.o.maxPayload,
         volatileInput: link.volatileChunks === true,
         // A raw message a recvInto waits for lands in its buffer, not in one of its own.
+        // A large raw message no receive waits for yet waits one turn in shared
+        // memory (a loop's next recvInto is posted in it), then takes a buffer of its own.
+        hold:
+          link.volatileChunks === true
+            ? (h) => {
+                if (inl.held || inl.rank < 0 || h.type !== FrameType.DATA || h.enc !== Encoding.RAW || h.length < HOLD_MIN || this.o.engine.waiting(h.ctx, inl.rank, h.tag)) {
+                  inl.held = false;
+                  return false;
+                }
+                return (inl.held = true);
+              }
+            : undefined,
         payloadFor: (h) => {
           if (inl.rank < 0 || h.type !== FrameType.DATA || h.enc !== Encoding.RAW || h.flags & FrameFlag.ERROR || h.src !== inl.rank) return null;
           inl.reserved = this.o.engine.reserve(h.ctx, inl.rank, h.tag, h.length);

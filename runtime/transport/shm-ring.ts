@@ -27,6 +27,12 @@ export class ShmRing {
     return (Atomics.load(this.h, HEAD) - Atomics.load(this.h, TAIL)) >>> 0;
   }
 
+  /** Bytes the next readInPlace can hand over in one view (waiting bytes up to the wrap point). */
+  contiguous(): number {
+    const tail = Atomics.load(this.h, TAIL) >>> 0;
+    return Math.min(this.capacity - (tail & this.mask), ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0);
+  }
+
   /** Bytes free for the producer. */
   free(): number {
     return this.capacity - this.used();
@@ -66,21 +72,24 @@ export class ShmRing {
 
   /**
    * Hand up to `max` waiting bytes to `cb` as one view of the ring (up to the
-   * wrap point), then free them: the view is valid only during `cb`. Returns the
-   * bytes handed over (0 when empty). Consumer only.
+   * wrap point), then free what it took: all of them, or the count it returns
+   * (the rest stays to be read again). The view is valid only during `cb`.
+   * Returns the bytes freed (0 when empty). Consumer only.
    */
-  readInPlace(cb: (view: Buffer) => void, max = Infinity): number {
+  readInPlace(cb: (view: Buffer) => number | void, max = Infinity): number {
     const tail = Atomics.load(this.h, TAIL) >>> 0;
     const at = tail & this.mask;
     const n = Math.min(max, this.capacity - at, ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0);
     if (n === 0) return 0;
     const d = this.data;
+    let took = n;
     try {
-      cb(Buffer.from(d.buffer, d.byteOffset + at, n));
+      const r = cb(Buffer.from(d.buffer, d.byteOffset + at, n));
+      if (typeof r === 'number' && r < n) took = r;
     } finally {
-      Atomics.store(this.h, TAIL, (tail + n) | 0);
+      Atomics.store(this.h, TAIL, (tail + took) | 0);
     }
-    return n;
+    return took;
   }
 
   /** The producer has bytes it could not write: the consumer should wake it after reading. */

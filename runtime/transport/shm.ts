@@ -15,11 +15,11 @@ import type { Link, Listener, Transport } from './transport.js';
 /** A write queue this long makes write() return false (the caller may wait for drain). */
 const HIGH_WATER = 8 * 1024 * 1024;
 /**
- * Large writes and reads move through a ring in pieces of this size, each
+ * Large writes and reads move through a ring in pieces of this size (~6 µs of copying), each
  * published (head or tail) as soon as it is copied: the reader copies one piece
  * out while the writer copies the next in, on another core.
  */
-export const PIECE = 256 * 1024;
+export const PIECE = 64 * 1024;
 
 type Done = ((err?: Error | null) => void) | undefined;
 
@@ -29,7 +29,7 @@ class ShmLink implements Link {
   queued = 0;
   paused = false;
   closed = false;
-  private dataCb: ((chunk: Buffer) => void) | null = null;
+  private dataCb: ((chunk: Buffer) => number | void) | null = null;
   private closeCbs: ((err?: Error) => void)[] = [];
   private drainCbs: (() => void)[] = [];
 
@@ -107,17 +107,20 @@ class ShmLink implements Link {
     const ring = this.inRing;
     let got = false;
     for (let budget = ring.capacity; budget > 0 && !this.paused && !this.closed; ) {
-      const n = ring.readInPlace(cb, Math.min(PIECE, budget));
-      if (n === 0) break;
+      const offered = Math.min(PIECE, budget, ring.contiguous());
+      if (offered === 0) break;
+      const n = ring.readInPlace(cb, offered);
       got = true;
       budget -= n;
       // Room for a writer that waits: it may copy its next piece while we copy this one out.
-      if (ring.takeWriterWaiting()) this.poller.wake(this.peer);
+      if (n > 0 && ring.takeWriterWaiting()) this.poller.wake(this.peer);
+      // The reader kept a frame back for now (see FrameDecoder's hold): look again next turn.
+      if (n < offered) break;
     }
     return got;
   }
 
-  onData(cb: (chunk: Buffer) => void): void {
+  onData(cb: (chunk: Buffer) => number | void): void {
     this.dataCb = cb;
     this.poller.kick();
   }

@@ -18,7 +18,11 @@ export interface Link {
   writeNow?(chunk: Uint8Array): boolean;
   /** Several chunks as one write, in order. */
   writeMany(chunks: Uint8Array[], done?: (err?: Error | null) => void): boolean;
-  onData(cb: (chunk: Buffer) => void): void;
+  /**
+   * `cb` may return how many bytes of `chunk` it took: a link with
+   * `volatileChunks` offers the rest again later (other links ignore it).
+   */
+  onData(cb: (chunk: Buffer) => number | void): void;
   /** Runs once, after the last data: `err` is undefined for a clean end of stream. */
   onClose(cb: (err?: Error) => void): void;
   /** Runs when a write that returned false has drained. */
