@@ -16,38 +16,25 @@ import { TsmpiError, errorFromWire } from './errors.js';
 import type { CommCore } from './comm.js';
 import type { Message } from './engine.js';
 import type { Op } from './op.js';
-import { decodeValue, encodeValue, Encoding, flatten, type Encoded } from './wire/codec.js';
+import { decodeValue, encodeValue, Encoding, type Encoded } from './wire/codec.js';
+import { CollError, asTsmpi, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './collective-values.js';
+import * as shm from './collectives-shm.js';
+import type { RegionCall } from './transport/shm-regions.js';
 import { BUNDLE_ENCODING, packBundle, unpackBundle } from './wire/bundle.js';
 import { FrameFlag } from './wire/frame.js';
 
-/** A failure travelling through a collective in place of a value. */
-export class CollError {
-  constructor(readonly err: TsmpiError) {}
-}
-type Maybe<T> = T | CollError;
 
 /** Typed arrays at least this large take the bandwidth-optimal allreduce. */
 const RING_MIN_BYTES = 64 * 1024;
 
-function asTsmpi(e: unknown): TsmpiError {
-  return e instanceof TsmpiError ? e : new TsmpiError('ERR_ARG', String((e as Error)?.message ?? e), { cause: e });
-}
 
-function encodeOr(v: unknown): Maybe<Encoded> {
-  try {
-    return encodeValue(v);
-  } catch (e) {
-    return new CollError(asTsmpi(e));
-  }
-}
 
-function decodeItem(it: Encoded): unknown {
-  return decodeValue(it.enc, it.elem, it.parts.length === 1 ? (it.parts[0] as Buffer) : flatten(it));
-}
 
 function fromMessage(m: Message): Encoded {
   return { enc: m.enc, elem: m.elem, parts: [m.payload], length: m.payload.length, aliased: true };
 }
+
+export { CollError };
 
 /** One collective call's traffic: a tag of its own on the collective context. */
 export class Round {
@@ -100,6 +87,11 @@ export class Round {
     return valueOf(await this.recv(src));
   }
 
+  /** This call's use of the members' shared regions, when every member is a thread rank of this process; else null. */
+  regions(): RegionCall | null {
+    return this.core.world.shm?.regions.call(this.core.ctx >>> 1, (this.tag + 1) | 0, this.core.group) ?? null;
+  }
+
   /** A barrier on shared counters, when every member is a thread rank of this process; else null. */
   shmBarrier(): Promise<void> | null {
     const shm = this.core.world.shm;
@@ -132,10 +124,6 @@ function itemsOf(m: Message): Maybe<Encoded[]> {
   return unpackBundle(m.payload);
 }
 
-function unwrap<T>(v: Maybe<T>): T {
-  if (v instanceof CollError) throw v.err;
-  return v;
-}
 
 /** Start a collective round on `core`, taking the next sequence number. */
 export function round(core: CommCore & { seq: number }): Round {
@@ -239,6 +227,8 @@ function tooLarge(into: Uint8Array, bytes: number): TsmpiError {
 
 /** `into`: non-root ranks copy the bytes there instead of decoding a value. */
 async function bcastTo(r: Round, data: unknown, root: number, into: Uint8Array | null): Promise<unknown> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.bcast(r, c, data, root, into));
   const { parent, children } = binomial(r, root);
   if (r.rank === root) {
     const e = encodeOr(data);
@@ -287,6 +277,8 @@ async function bcastTo(r: Round, data: unknown, root: number, into: Uint8Array |
 }
 
 export async function scatter(r: Round, values: unknown, root: number): Promise<unknown> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.scatter(r, c, values, root));
   const { rank, size: p } = r;
   const vr = (rank - root + p) % p;
   // items[i] is the value for relative rank vr + i
@@ -327,10 +319,6 @@ export async function scatter(r: Round, values: unknown, root: number): Promise<
   return decodeItem(mine[0]!);
 }
 
-/** The root's own item must be a copy, never the caller's object. */
-function flatItem(e: Encoded): Encoded {
-  return { ...e, parts: [flatten(e)] };
-}
 
 /**
  * Binomial-tree gather of encoded items toward `root`; resolves at the root to
@@ -358,6 +346,8 @@ async function treeGather(r: Round, root: number, mine: Maybe<Encoded>): Promise
 }
 
 export async function gather(r: Round, data: unknown, root: number): Promise<unknown[] | undefined> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.gather(r, c, data, root));
   const mine = encodeOr(data);
   const items = await treeGather(r, root, mine);
   unwrap(mine);
@@ -370,6 +360,8 @@ export async function gather(r: Round, data: unknown, root: number): Promise<unk
 }
 
 export async function allgather(r: Round, data: unknown): Promise<unknown[]> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.allgather(r, c, data));
   const mine = encodeOr(data);
   const items = await treeGather(r, 0, mine);
   let list: Encoded[];
@@ -416,25 +408,7 @@ export async function alltoall(r: Round, values: unknown): Promise<unknown[]> {
   return out;
 }
 
-/** `a op b`, or the first error among them. `b` is owned (freshly received). */
-function combine(op: Op, a: Maybe<unknown>, b: Maybe<unknown>, into: 'a' | 'b' | null): Maybe<unknown> {
-  if (a instanceof CollError) return a;
-  if (b instanceof CollError) return b;
-  try {
-    return op.combine(a, b, into);
-  } catch (e) {
-    return new CollError(asTsmpi(e));
-  }
-}
 
-function checked(op: Op, data: unknown): Maybe<unknown> {
-  try {
-    op.check(data);
-    return data;
-  } catch (e) {
-    return new CollError(asTsmpi(e));
-  }
-}
 
 function sendValue(r: Round, dest: number, v: Maybe<unknown>): void {
   r.send(dest, v instanceof CollError ? v : encodeOr(v));
@@ -445,6 +419,8 @@ function sendValue(r: Round, dest: number, v: Maybe<unknown>): void {
  * others reduce in rank order toward rank 0, which passes the result on.
  */
 export async function reduce(r: Round, data: unknown, op: Op, root: number): Promise<unknown> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.reduce(r, c, data, op, root));
   const own = checked(op, data);
   const acc = await reduceTree(r, own, op, root);
   await r.finish();
@@ -479,7 +455,10 @@ async function reduceTree(r: Round, own: Maybe<unknown>, op: Op, root: number): 
   return acc;
 }
 
-export async function allreduce(r: Round, data: unknown, op: Op): Promise<unknown> {
+/** `into`: where a typed-array result may go (allreduceInto's recvBuf); the result is returned either way. */
+export async function allreduce(r: Round, data: unknown, op: Op, into: TypedLike | null = null): Promise<unknown> {
+  const c = r.regions();
+  if (c) return shm.run(c, () => shm.allreduce(r, c, data, op, into));
   const own = checked(op, data);
   if (
     op.elementwise &&

@@ -178,7 +178,7 @@ export class Comm {
     }
     return this.withOp(op, (o) =>
       this.collective(`allreduceInto(op=${o.name}, bytes=${recvBuf.byteLength})`, async (r) => {
-        const result = (await coll.allreduce(r, sendBuf, o)) as ArrayBufferView;
+        const result = (await coll.allreduce(r, sendBuf, o, recvBuf instanceof DataView ? null : (recvBuf as never))) as ArrayBufferView;
         if (result !== recvBuf) land(bytesOf('allreduceInto', 'recvBuf', recvBuf), bytesOf('allreduceInto', 'result', result));
       }),
     );

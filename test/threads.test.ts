@@ -92,6 +92,21 @@ describe('thread ranks', () => {
   }
 });
 
+describe('collectives in shared memory (thread ranks)', () => {
+  it('values of several pieces, the segmented allreduce, calls in flight, comms past the shared slots: as the serial loop', async () => {
+    const r = await tsmpirun(['--threads', '-n', '3', fixture('shm-coll.ts')], { timeoutMs: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).filter((l) => /: 18 shared-memory collective groups passed$/.test(l))).toHaveLength(3);
+  });
+
+  it('a reader that ended makes the writer fail with ERR_PEER_LOST instead of hanging', async () => {
+    const r = await tsmpirun(['--threads', '-n', '3', fixture('shm-coll.ts'), 'lose']);
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).sort()).toEqual(['rank 0: ERR_PEER_LOST', 'rank 2: ERR_PEER_LOST']);
+  });
+});
+
 describe('the shared-memory ring (single producer, single consumer)', () => {
   it('carries random-sized writes across the wrap-around point in order, never more than its capacity', () => {
     const cap = 1024;

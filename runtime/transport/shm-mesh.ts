@@ -13,6 +13,10 @@ export const SHM_WORKER_DATA = 'tsmpiShm';
 
 /** All data rings together stay under this (the OS commits pages only when touched). */
 const MESH_BUDGET = 64 * 1024 * 1024;
+/** All collective regions together stay under this. */
+const REGION_BUDGET = 64 * 1024 * 1024;
+const REGION_MIN = 64 * 1024;
+const REGION_MAX = 4 * 1024 * 1024;
 const DATA_MIN = 64 * 1024;
 const DATA_MAX = 4 * 1024 * 1024;
 const ACK_RING = 4 * 1024;
@@ -25,6 +29,8 @@ export interface ShmMeshData {
   ranks: number[];
   dataBytes: number;
   ackBytes: number;
+  /** bytes of one collective region (one a rank for each of the first DATA_SLOTS communicators) */
+  regionBytes: number;
   /** busy-wait this long before parking (0 when ranks outnumber cores) */
   spinUs: number;
   self: number;
@@ -37,10 +43,29 @@ const ALIVE = 2;
 const PER_RANK = 4;
 /** Communicators (by id, ctx / 2) whose barriers can run on shared counters; later ones use messages. */
 export const COLL_SLOTS = 64;
+/** Communicators whose collectives move data through shared regions (one region a rank each). */
+export const DATA_SLOTS = 8;
 
-/** Int32 words before the rings: every rank's flags, then one barrier counter a (slot, rank). */
+/** Words of one (communicator slot, rank): see ShmMesh.word. */
+export const Word = {
+  /** the ticket of the last barrier this rank entered */
+  ARRIVE: 0,
+  /** the ticket of the collective call whose data is in this rank's region… */
+  PUB_T: 1,
+  /** …and which piece of it (a call may publish several) */
+  PUB_K: 2,
+  /** readers that finished with this rank's region since it last reset the count */
+  ACK: 3,
+  /** 1 while this rank waits for others' pieces of this slot (wake it after a PUB change) */
+  WANT: 4,
+  /** 1 while this rank waits for readers' acks of its region (wake it after an ACK) */
+  WANT_ACK: 5,
+} as const;
+const SLOT_WORDS = 6;
+
+/** Int32 words before the regions: every rank's flags, then SLOT_WORDS a (slot, rank). */
 function controlWords(n: number): number {
-  return n * PER_RANK + COLL_SLOTS * n;
+  return n * PER_RANK + COLL_SLOTS * n * SLOT_WORDS;
 }
 
 function pow2Floor(n: number): number {
@@ -51,23 +76,26 @@ export class ShmMesh {
   readonly control: Int32Array;
   private readonly index = new Map<number, number>();
   private readonly ringBase: number;
+  private readonly regionBase: number;
 
   constructor(readonly d: Omit<ShmMeshData, 'self'>) {
     d.ranks.forEach((r, i) => this.index.set(r, i));
     const n = d.ranks.length;
     this.control = new Int32Array(d.sab, 0, controlWords(n));
-    this.ringBase = align(controlWords(n) * 4);
+    this.regionBase = align(controlWords(n) * 4);
+    this.ringBase = this.regionBase + DATA_SLOTS * n * d.regionBytes;
   }
 
   static create(ranks: readonly number[], spinUs: number): ShmMesh {
     const n = ranks.length;
     const pairs = Math.max(1, n * (n - 1));
     const dataBytes = pow2Floor(Math.min(DATA_MAX, Math.max(DATA_MIN, MESH_BUDGET / pairs)));
-    const ringBase = align(controlWords(n) * 4);
+    const regionBytes = pow2Floor(Math.min(REGION_MAX, Math.max(REGION_MIN, REGION_BUDGET / (DATA_SLOTS * Math.max(1, n)))));
+    const ringBase = align(controlWords(n) * 4) + DATA_SLOTS * n * regionBytes;
     const bytes = ringBase + pairs * (RING_HEADER_BYTES * 2 + dataBytes + ACK_RING);
     const sab = new SharedArrayBuffer(bytes);
     const id = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-    const m = new ShmMesh({ id, sab, ranks: [...ranks], dataBytes, ackBytes: ACK_RING, spinUs });
+    const m = new ShmMesh({ id, sab, ranks: [...ranks], dataBytes, ackBytes: ACK_RING, regionBytes, spinUs });
     for (let i = 0; i < n; i++) Atomics.store(m.control, i * PER_RANK + ALIVE, 1);
     return m;
   }
@@ -128,17 +156,23 @@ export class ShmMesh {
 
   /** `rank` entered the barrier whose ticket is `ticket` on communicator slot `slot`. */
   arrive(slot: number, rank: number, ticket: number): void {
-    Atomics.store(this.control, this.counter(slot, rank), ticket);
+    Atomics.store(this.control, this.word(slot, rank, Word.ARRIVE), ticket);
   }
 
   /** Has `rank` entered the barrier with `ticket` (or a later one) on `slot`? Tickets wrap. */
   arrived(slot: number, rank: number, ticket: number): boolean {
-    return ((Atomics.load(this.control, this.counter(slot, rank)) - ticket) | 0) >= 0;
+    return ((Atomics.load(this.control, this.word(slot, rank, Word.ARRIVE)) - ticket) | 0) >= 0;
   }
 
-  private counter(slot: number, rank: number): number {
+  /** The index in `control` of one of `rank`'s words of communicator slot `slot`. */
+  word(slot: number, rank: number, w: number): number {
     const n = this.d.ranks.length;
-    return n * PER_RANK + slot * n + this.index.get(rank)!;
+    return n * PER_RANK + (slot * n + this.index.get(rank)!) * SLOT_WORDS + w;
+  }
+
+  /** `rank`'s collective region of communicator slot `slot` (slot < DATA_SLOTS): its byte offset in the buffer. */
+  regionOffset(slot: number, rank: number): number {
+    return this.regionBase + (slot * this.d.ranks.length + this.index.get(rank)!) * this.d.regionBytes;
   }
 
   alive(rank: number): boolean {

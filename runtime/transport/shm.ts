@@ -10,6 +10,7 @@
 import { TsmpiError } from '../errors.js';
 import { COLL_SLOTS, ShmMesh, type ShmMeshData } from './shm-mesh.js';
 import type { ShmRing } from './shm-ring.js';
+import { ShmRegions } from './shm-regions.js';
 import type { Link, Listener, Transport } from './transport.js';
 
 /** A write queue this long makes write() return false (the caller may wait for drain). */
@@ -303,10 +304,14 @@ export class ShmTransport implements Transport {
   private readonly poller: Poller;
   readonly self: number;
 
+  /** the collective regions of this rank's communicators (collectives-shm.ts) */
+  readonly regions: ShmRegions;
+
   constructor(d: ShmMeshData) {
     this.mesh = new ShmMesh(d);
     this.self = d.self;
     this.poller = new Poller(this.mesh, d.self, d.spinUs);
+    this.regions = new ShmRegions({ mesh: this.mesh, self: this.self, until: (s) => this.poller.until(s) });
   }
 
   get id(): string {
