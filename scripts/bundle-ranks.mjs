@@ -42,6 +42,8 @@ await build({
   target: 'node20',
   packages: 'external',
   sourcemap: true,
+  // class and function names stay what tsc emitted (error names, stack traces)
+  keepNames: true,
   logLevel: 'warning',
   plugins: [ownUrl],
 });
