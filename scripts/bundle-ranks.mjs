@@ -5,7 +5,7 @@
 // rank has one instance of every module whichever entries its script imports.
 // Code that finds files beside itself (`import.meta.url`) still finds them
 // where tsc put them. Usage: node scripts/bundle-ranks.mjs
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -42,8 +42,20 @@ await build({
   target: 'node20',
   packages: 'external',
   sourcemap: true,
-  // class and function names stay what tsc emitted (error names, stack traces)
-  keepNames: true,
   logLevel: 'warning',
   plugins: [ownUrl],
 });
+
+// esbuild names a class that refers to itself `var Comm = class _Comm`: give
+// such classes back the names tsc gave them (`Comm.name`, stack traces). Not
+// keepNames, which renames every named closure at each call (a cost a message).
+for (const f of await readdir(outdir)) {
+  if (!f.endsWith('.js')) continue;
+  const file = join(outdir, f);
+  const text = await readFile(file, 'utf8');
+  const names = [...text.matchAll(/^var (\w+) = class _\1\b/gm)].map((m) => m[1]);
+  if (!names.length) continue;
+  const fix = names.map((n) => `Object.defineProperty(${n}, "name", { value: ${JSON.stringify(n)} });`).join('\n');
+  const at = text.lastIndexOf('\n//# sourceMappingURL=');
+  await writeFile(file, at < 0 ? `${text}\n${fix}\n` : `${text.slice(0, at)}\n${fix}${text.slice(at)}`);
+}
