@@ -254,7 +254,6 @@ export class Fabric {
       {
         maxPayload: this.o.maxPayload,
         volatileInput: link.volatileChunks === true,
-        // A raw message a recvInto waits for lands in its buffer, not in one of its own.
         // A large raw message no receive waits for yet waits one turn in shared
         // memory (a loop's next recvInto is posted in it), then takes a buffer of its own.
         hold:
@@ -267,6 +266,7 @@ export class Fabric {
                 return (inl.held = true);
               }
             : undefined,
+        // A raw message a recvInto waits for lands in its buffer, not in one of its own.
         payloadFor: (h) => {
           if (inl.rank < 0 || h.type !== FrameType.DATA || h.enc !== Encoding.RAW || h.flags & FrameFlag.ERROR || h.src !== inl.rank) return null;
           inl.reserved = this.o.engine.reserve(h.ctx, inl.rank, h.tag, h.length);
