@@ -4,10 +4,12 @@
 // on the same data: 1M rows × 4 float64 columns, a row function with real work
 // (Math.sqrt(a*a + b*b + k) + Math.sin(c + k) * d over k = 0..7).
 //
-//   node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas] [--user-pool]
+//   node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas] [--user-pool | --thread-pool]
 //
 // --user-pool: parallelApply gets `pool: new Pool({ workers: W })` (tsmpi/pool; the
 // chunks travel in the task's arguments) instead of using the plugin's own pool.
+// --thread-pool: the same with `workerType: 'thread'` (worker threads of this
+// process; the chunks are structured-cloned to them).
 //
 // End to end, from an existing danfojs DataFrame to the result Series, conversion
 // included. Prints markdown tables on stdout: timings, where the time goes, the
@@ -22,7 +24,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
 const PY = '/usr/bin/python3';
-const USAGE = 'usage: node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas] [--user-pool]\n';
+const USAGE = 'usage: node bench/dataframe.js [--rows N] [--runs R] [--workers W] [--with-anchors] [--no-pandas] [--user-pool | --thread-pool]\n';
 
 const argv = process.argv.slice(2);
 let rows = 1_000_000;
@@ -44,6 +46,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--with-anchors') withAnchors = true;
   else if (a === '--no-pandas') pandas = false;
   else if (a === '--user-pool') userPool = true;
+  else if (a === '--thread-pool') userPool = 'thread';
   else if (a === '-h' || a === '--help') {
     process.stdout.write(USAGE);
     process.exit(0);
@@ -86,7 +89,8 @@ function rowFn(row) {
 
 const dfd = await import('danfojs-node');
 const { parallelApply, closePool, lastTimings } = await import(pathToFileURL(entry).href);
-const pool = userPool ? new (await import(pathToFileURL(join(ROOT, 'dist', 'pool', 'index.js')).href)).Pool({ workers }) : null;
+const poolOptions = userPool === 'thread' ? { workers, workerType: 'thread' } : { workers };
+const pool = userPool ? new (await import(pathToFileURL(join(ROOT, 'dist', 'pool', 'index.js')).href)).Pool(poolOptions) : null;
 let t = performance.now();
 // danfojs wants plain arrays (a Float64Array column is misread).
 const df = new dfd.DataFrame({ a: Array.from(cols.a), b: Array.from(cols.b), c: Array.from(cols.c), d: Array.from(cols.d) });
@@ -183,7 +187,7 @@ out.push('');
 out.push(`| what | time (s) | speed-up vs serial danfojs |`);
 out.push(`|---|---:|---:|`);
 out.push(`| danfojs \`df.apply(fn, { axis: 1 })\`, serial | ${sec(sMed)} | 1.00× |`);
-out.push(`| tsmpi \`parallelApply\`${pool ? ' on a user\'s `Pool` (chunks in the task arguments)' : ''}, ${workers} workers, pool started | ${sec(median(parallelMs))} | ${vs(median(parallelMs))} |`);
+out.push(`| tsmpi \`parallelApply\`${pool ? ` on a user's \`Pool\` of ${userPool === 'thread' ? 'worker threads' : 'worker processes'} (chunks in the task arguments)` : ''}, ${workers} workers, pool started | ${sec(median(parallelMs))} | ${vs(median(parallelMs))} |`);
 out.push(`| tsmpi \`parallelApply\`, ${workers} workers, first call (pool start included) | ${sec(coldMs)} | ${vs(coldMs)} |`);
 if (py) {
   const ps = median(py.serial) * 1000;

@@ -434,6 +434,11 @@ async function benchLocalPair(mode, params) {
   const r = await run(process.execPath, [TSMPIRUN, '-n', '2', join(BENCH, 'tsmpi-rank.mjs'), mode, JSON.stringify(params)]);
   if (r.code !== 0 || parseBench(r.stdout, 'local') === 0) errors.push(describeFailure(`tsmpi ${mode} (local, beside the remote pair)`, r));
 }
+/** Both ranks on the daemon host: with --threads the daemon runs them as threads of one per-job process. */
+async function benchDaemonPair(local, params) {
+  const r = await run(process.execPath, [...remoteArgs('hosts-remote', 2), `--${local}`, join(BENCH, 'tsmpi-rank.mjs'), 'pingpong', JSON.stringify(params)]);
+  if (r.code !== 0 || parseBench(r.stdout, `daemon-${local}`) === 0) errors.push(describeFailure(`tsmpi --${local} pingpong, both ranks on the daemon host`, r));
+}
 const REMOTE_SIZES = [8, MiB];
 function remotePairParams(mode) {
   const params = { ...CFG[mode], pin: PIN[mode] };
@@ -661,6 +666,11 @@ function remoteTable() {
     const l = med(`local:pingpong:${size}`);
     rows.push(`| ping-pong ½ RTT ${sizeName(size)} across hosts (TLS) vs local (UDS) (µs) | ${num(r)} | ${num(l)} | ${ratio(r, l)} | |`);
   }
+  for (const size of REMOTE_SIZES) {
+    const t = med(`daemon-threads:pingpong:${size}`);
+    const p = med(`daemon-processes:pingpong:${size}`);
+    rows.push(`| ping-pong ½ RTT ${sizeName(size)}, both ranks on the tsmpid host: --threads (shared memory) vs --processes (UDS) (µs) | ${num(t)} | ${num(p)} | ${ratio(t, p)} | |`);
+  }
   {
     const r = med('remote:stream');
     const l = med('local:stream');
@@ -849,6 +859,12 @@ async function main() {
           await benchRemotePair(mode, remotePairParams(mode));
           log(`${mode} across hosts, round ${round}/${CFG.remote.rounds}: local pair`);
           await benchLocalPair(mode, remotePairParams(mode));
+        }
+      }
+      for (let round = 1; round <= CFG.remote.rounds; round++) {
+        for (const local of ['processes', 'threads']) {
+          log(`pingpong on the daemon host, round ${round}/${CFG.remote.rounds}: --${local}`);
+          await benchDaemonPair(local, remotePairParams('pingpong'));
         }
       }
     } finally {

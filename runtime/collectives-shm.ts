@@ -71,12 +71,12 @@ function tokenOf(c: RegionCall, p: Piece): CollError {
 async function readPieces(c: RegionCall, rank: number, p0: Piece, out: Uint8Array | null): Promise<void> {
   let p = p0;
   let off = 0;
-  for (let k = 0; ; ) {
+  for (let k = 0; ; k++) {
     if (out) out.set(c.bytes(p), off);
     off += p.length;
-    c.ack(rank);
+    c.ack(rank, k);
     if (off >= p0.total) return;
-    p = await c.piece(rank, ++k);
+    p = await c.piece(rank, k + 1);
   }
 }
 
@@ -85,7 +85,7 @@ async function receiveBytes(c: RegionCall, rank: number): Promise<Maybe<{ enc: n
   const p0 = await c.piece(rank, 0);
   if (p0.flags & PIECE_ERROR) {
     const t = tokenOf(c, p0);
-    c.ack(rank);
+    c.ack(rank, 0);
     return t;
   }
   const payload = Buffer.allocUnsafeSlow(p0.total);
@@ -103,7 +103,7 @@ async function receiveValue(c: RegionCall, rank: number): Promise<Maybe<unknown>
     } catch (e) {
       v = new CollError(e instanceof TsmpiError ? e : new TsmpiError('ERR_PROTOCOL', String(e)));
     }
-    c.ack(rank);
+    c.ack(rank, 0);
     return v;
   }
   const b = await receiveBytes(c, rank);
@@ -115,7 +115,7 @@ async function receiveInto(c: RegionCall, rank: number, into: Uint8Array, call: 
   const p0 = await c.piece(rank, 0);
   if (p0.flags & PIECE_ERROR) {
     const t = tokenOf(c, p0);
-    c.ack(rank);
+    c.ack(rank, 0);
     return t;
   }
   if (p0.enc !== Encoding.RAW) {
@@ -155,10 +155,10 @@ export function run<T>(c: RegionCall, call: () => Promise<T>): Promise<T> {
   return p.finally(() => c.end());
 }
 
-/** `into`: non-root ranks land the root's bytes there instead of decoding a value. */
-export async function bcast(r: Round, c: RegionCall, data: unknown, root: number, into: Uint8Array | null): Promise<unknown> {
+/** `into`: non-root ranks land the root's bytes there instead of decoding a value. `poison`: the root sends that failure instead. */
+export async function bcast(r: Round, c: RegionCall, data: unknown, root: number, into: Uint8Array | null, poison: CollError | null = null): Promise<unknown> {
   if (r.rank === root) {
-    const e = encodeOr(data);
+    const e = poison ?? encodeOr(data);
     await publish(c, e, r.size - 1, c.members);
     unwrap(e);
     return data;
@@ -196,7 +196,7 @@ export async function reduce(r: Round, c: RegionCall, data: unknown, op: Op, roo
     unwrap(own);
     return undefined;
   }
-  const w = c.allReady(0, senders);
+  const w = c.allReady(0, 0, senders);
   if (w) await w;
   const acc = await foldAll(r, c, own, op);
   unwrap(own);
@@ -260,12 +260,12 @@ async function segmentedAllreduce(r: Round, c: RegionCall, own: Typed, e: Encode
     const seg = (j: number) => [Math.floor((j * len) / p), Math.floor(((j + 1) * len) / p)] as const;
     // Piece 0 is out already (it carried the header everyone decided on).
     if (k > 0) {
-      await c.put(2 * k, { enc: e.enc, elem: e.elem, flags: 0, total: e.length, length: len * bpe }, sliceParts(e.parts, lo * bpe, len * bpe), p - 1, members, members);
-      const w = c.allReady(2 * k);
+      await c.put(k, { enc: e.enc, elem: e.elem, flags: 0, total: e.length, length: len * bpe }, sliceParts(e.parts, lo * bpe, len * bpe), p - 1, members, members);
+      const w = c.allReady(k);
       if (w) await w;
     }
     const heads: Piece[] = [];
-    for (let i = 0; i < p; i++) heads.push(await c.piece(members[i]!, 2 * k));
+    for (let i = 0; i < p; i++) heads.push(await c.piece(members[i]!, k));
     // My slice: the fold, in rank order, of every rank's slice.
     const [a, b] = seg(me);
     const out = result.subarray(lo + a, lo + b) as Typed;
@@ -276,18 +276,18 @@ async function segmentedAllreduce(r: Round, c: RegionCall, own: Typed, e: Encode
         if (res instanceof CollError) failure = res;
       }
     }
-    for (let i = 0; i < p; i++) if (i !== me) c.ack(members[i]!);
+    for (let i = 0; i < p; i++) if (i !== me) c.ack(members[i]!, k);
     // Back into my region where my slice was (nobody else reads that slice of it), for the others to copy.
     viewLike(own, sab, heads[me]!.offset + a * bpe, b - a).set(out as never);
-    c.announce(2 * k + 1, p - 1, members, members);
-    const w = c.allReady(2 * k + 1);
+    c.announce(k, 1, p - 1, members, members);
+    const w = c.allReady(k, 1);
     if (w) await w;
     for (let i = 0; i < p; i++) {
       if (i === me) continue;
-      const h = await c.piece(members[i]!, 2 * k + 1);
+      const h = await c.piece(members[i]!, k, 1);
       const [x, y] = seg(i);
       if (!failure) (result.subarray(lo + x, lo + y) as Typed).set(viewLike(own, sab, h.offset + x * bpe, y - x) as never);
-      c.ack(members[i]!);
+      c.ack(members[i]!, k);
     }
   }
   if (failure) throw failure.err;
@@ -302,7 +302,7 @@ export async function gather(r: Round, c: RegionCall, data: unknown, root: numbe
     unwrap(e);
     return undefined;
   }
-  const w = c.allReady(0, senders);
+  const w = c.allReady(0, 0, senders);
   if (w) await w;
   const out = new Array<unknown>(r.size);
   let failure: CollError | null = e instanceof CollError ? e : null;

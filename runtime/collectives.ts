@@ -19,7 +19,9 @@ import type { Op } from './op.js';
 import { decodeValue, encodeValue, Encoding, type Encoded } from './wire/codec.js';
 import { CollError, asTsmpi, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './collective-values.js';
 import * as shm from './collectives-shm.js';
+import * as hier from './collectives-hier.js';
 import type { RegionCall } from './transport/shm-regions.js';
+import { DATA_SLOTS } from './transport/shm-mesh.js';
 import { BUNDLE_ENCODING, packBundle, unpackBundle } from './wire/bundle.js';
 import { FrameFlag } from './wire/frame.js';
 
@@ -89,7 +91,30 @@ export class Round {
 
   /** This call's use of the members' shared regions, when every member is a thread rank of this process; else null. */
   regions(): RegionCall | null {
-    return this.core.world.shm?.regions.call(this.core.ctx >>> 1, (this.tag + 1) | 0, this.core.group) ?? null;
+    return this.regionsOf(this.core.group);
+  }
+
+  /** The same for some of the members (world ranks), all thread ranks of this process. */
+  regionsOf(members: readonly number[]): RegionCall | null {
+    return this.core.world.shm?.regions.call(this.core.ctx >>> 1, (this.tag + 1) | 0, members) ?? null;
+  }
+
+  /**
+   * The shared-memory mesh of each member (by communicator rank); null for
+   * process ranks. Null when no member may use shared regions: the job has no
+   * thread ranks, or the communicator is past the slots that have regions
+   * (every rank decides alike).
+   */
+  meshes(): (string | null)[] | null {
+    const f = this.core.world.fabric;
+    if (!f.anyMesh || this.core.ctx >>> 1 >= DATA_SLOTS) return null;
+    return this.core.group.map((w) => f.meshOf(w));
+  }
+
+  /** This call among some members only (communicator ranks, in order; this rank among them): same tag, same context. */
+  among(ranks: readonly number[]): Round {
+    const core = this.core;
+    return new Round({ ...core, group: ranks.map((i) => core.group[i]!), rank: ranks.indexOf(core.rank) }, this.tag);
   }
 
   /** A barrier on shared counters, when every member is a thread rank of this process; else null. */
@@ -134,6 +159,14 @@ export function round(core: CommCore & { seq: number }): Round {
 
 // ---- algorithms ---------------------------------------------------------
 
+/** The message algorithms, for the steps between meshes of the hierarchical ones. */
+const FLAT: hier.Flat = {
+  bcast: (r, data, root, into, poison) => flatBcastTo(r, data, root, into, poison),
+  reduce: (r, data, op, root, poison) => flatReduce(r, data, op, root, poison),
+  allreduce: (r, data, op, poison) => flatAllreduce(r, data, op, poison),
+  barrier: (r) => flatBarrier(r),
+};
+
 /**
  * Thread ranks of one process: shared counters (each rank marks its arrival; the
  * last wakes the others). Otherwise a dissemination barrier: ⌈log2 p⌉ rounds,
@@ -143,6 +176,12 @@ export function round(core: CommCore & { seq: number }): Round {
 export async function barrier(r: Round): Promise<void> {
   const shared = r.shmBarrier();
   if (shared) return shared;
+  const h = hier.hierarchy(r);
+  if (h) return hier.barrier(r, h, FLAT);
+  return flatBarrier(r);
+}
+
+async function flatBarrier(r: Round): Promise<void> {
   const { rank, size: p } = r;
   const token = encodeValue(null);
   if (r.crowded) {
@@ -229,9 +268,16 @@ function tooLarge(into: Uint8Array, bytes: number): TsmpiError {
 async function bcastTo(r: Round, data: unknown, root: number, into: Uint8Array | null): Promise<unknown> {
   const c = r.regions();
   if (c) return shm.run(c, () => shm.bcast(r, c, data, root, into));
+  const h = hier.hierarchy(r);
+  if (h) return hier.bcast(r, h, data, root, into, FLAT);
+  return flatBcastTo(r, data, root, into, null);
+}
+
+/** `poison`: the root sends this failure instead of its data. */
+async function flatBcastTo(r: Round, data: unknown, root: number, into: Uint8Array | null, poison: CollError | null): Promise<unknown> {
   const { parent, children } = binomial(r, root);
   if (r.rank === root) {
-    const e = encodeOr(data);
+    const e = poison ?? encodeOr(data);
     if (!(e instanceof CollError) && e.enc === Encoding.RAW && e.length >= SEGMENTED_MIN && children.length > 0) {
       const bytes = e.parts[0]!;
       const segs = Math.ceil(e.length / SEGMENT);
@@ -421,7 +467,14 @@ function sendValue(r: Round, dest: number, v: Maybe<unknown>): void {
 export async function reduce(r: Round, data: unknown, op: Op, root: number): Promise<unknown> {
   const c = r.regions();
   if (c) return shm.run(c, () => shm.reduce(r, c, data, op, root));
-  const own = checked(op, data);
+  const h = hier.hierarchy(r);
+  if (h) return hier.reduce(r, h, data, op, root, FLAT);
+  return flatReduce(r, data, op, root, null);
+}
+
+/** `poison`: this rank contributes that failure instead of its data. */
+async function flatReduce(r: Round, data: unknown, op: Op, root: number, poison: CollError | null): Promise<unknown> {
+  const own = poison ?? checked(op, data);
   const acc = await reduceTree(r, own, op, root);
   await r.finish();
   unwrap(own);
@@ -459,7 +512,14 @@ async function reduceTree(r: Round, own: Maybe<unknown>, op: Op, root: number): 
 export async function allreduce(r: Round, data: unknown, op: Op, into: TypedLike | null = null): Promise<unknown> {
   const c = r.regions();
   if (c) return shm.run(c, () => shm.allreduce(r, c, data, op, into));
-  const own = checked(op, data);
+  const h = hier.hierarchy(r);
+  if (h) return hier.allreduce(r, h, data, op, FLAT);
+  return flatAllreduce(r, data, op, null);
+}
+
+/** `poison`: this rank contributes that failure instead of its data. */
+async function flatAllreduce(r: Round, data: unknown, op: Op, poison: CollError | null): Promise<unknown> {
+  const own = poison ?? checked(op, data);
   if (
     op.elementwise &&
     r.size > 2 &&

@@ -301,6 +301,25 @@ export class Fabric {
   }
 
   /** The launcher reports that a rank's process ended. */
+  /** The shared-memory mesh `rank` belongs to (thread ranks of one process), from its contact; null for a process rank. */
+  meshOf(rank: number): string | null {
+    return this.meshes()[rank] ?? null;
+  }
+
+  /** Whether any rank of the job is a thread rank (then collectives may go through shared memory). */
+  get anyMesh(): boolean {
+    return this.meshes().some((m) => m !== null);
+  }
+
+  private meshList: (string | null)[] | null = null;
+  private meshes(): (string | null)[] {
+    this.meshList ??= this.o.contacts.map((contact) => {
+      const m = contact ? / shm:([^ ]+):\d+(?= |$)/.exec(contact) : null;
+      return m ? m[1]! : null;
+    });
+    return this.meshList;
+  }
+
   launcherSaysGone(rank: number): void {
     if (rank === this.o.self) return;
     setTimeout(() => {

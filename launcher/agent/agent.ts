@@ -2,11 +2,12 @@
  * The far side of a job on one host, whoever started it (tsmpid after it
  * authenticated a launcher, `ssh HOST node agent-main.js`, or `srun`): it
  * receives the job's files (sealed chunks, verified, kept inside the job
- * folder), starts the ranks there, relays their control messages, output and
- * exits over its framed link to the launcher, and when the link ends, for any
- * reason, ends the ranks and removes the folder.
+ * folder), starts the ranks there (processes, or with `mode: 'threads'` worker
+ * threads of one per-job process: thread-job.ts), relays their control
+ * messages, output and exits over its framed link to the launcher, and when the
+ * link ends, for any reason, ends the ranks and removes the folder.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { dataframeEntry, distDir, rankMain, runtimeEntry } from '../os/paths.js'
 import { FileReceiver, safeJobPath } from '../staging/staging.js';
 import { SCRIPT_FILE } from '../job/placeholders.js';
 import { fillPlaceholders } from '../job/own-install.js';
+import { ThreadJob } from './thread-job.js';
 
 export interface AgentOptions {
   /** job folders are made in here */
@@ -42,13 +44,16 @@ export interface AgentOptions {
 
 interface RankProc {
   rank: number;
-  child: ChildProcess;
+  pid: number;
   done: boolean;
+  kill(signal: NodeJS.Signals): void;
 }
 
 type State = 'ready' | 'staging' | 'running' | 'ending';
 
 const KILL_GRACE_MS = 1000;
+/** Largest piece of rank output in one frame (a pipe's read size; the launcher's frame limit is ~1 MiB). */
+const OUTPUT_PIECE = 64 * 1024;
 
 export class Agent {
   private state: State = 'ready';
@@ -60,8 +65,10 @@ export class Agent {
   private control: ControlServer | null = null;
   private controlListener: Listener | null = null;
   private ended: Promise<void> | null = null;
-  /** rank output streams paused until the link drains */
-  private readonly held = new Set<NodeJS.ReadableStream>();
+  /** how to resume rank output paused until the link drains */
+  private readonly held: (() => void)[] = [];
+  /** `--threads`: the per-job process that runs this host's ranks */
+  private threads: ThreadJob | null = null;
 
   constructor(
     private readonly conn: FramedConn,
@@ -91,7 +98,8 @@ export class Agent {
         return;
       case 'ctl':
         if (this.state !== 'running') throw new TsmpiError('ERR_PROTOCOL', 'ctl before the job started');
-        this.control?.send(m.rank, m.m);
+        if (this.threads) this.threads.send(m.rank, m.m);
+        else this.control?.send(m.rank, m.m);
         return;
       case 'kill':
         this.killRanks(m.signal === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM');
@@ -168,6 +176,43 @@ export class Agent {
     writeFileSync(scriptPath, text);
     const local = (name: string) =>
       process.platform === 'win32' ? `pipe:\\\\.\\pipe\\tsmpid-${dir.split(/[\\/]/).pop()}-${name}` : `unix:${join(own, `${name}.sock`)}`;
+    const listenHost = this.o.listenHost;
+    const tlsHost = listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+    const host = job.hostId.replace(/:\d+$/, '');
+    if (job.mode === 'threads') {
+      this.threads = new ThreadJob(
+        {
+          t: 'job',
+          ranks: job.ranks,
+          size: job.size,
+          secret: job.secret,
+          dir,
+          own,
+          compiled: scriptPath,
+          script: job.script,
+          args: job.args,
+          env: job.env,
+          host,
+          hostId: job.hostId,
+          listenTls: `tls:${tlsHost}:0`,
+          listen: job.ranks.map((r) => local(`r${r}`)),
+        },
+        {
+          message: (rank, msg) => this.relay(rank, msg),
+          output: (rank, stream, chunk) =>
+            void this.output(rank, stream, chunk, () => {
+              this.threads!.hold(true);
+              return () => this.threads!.hold(false);
+            }),
+          exit: (rank, code, signal) => this.rankEnded(rank, code, signal),
+        },
+      );
+      const t = this.threads;
+      for (const rank of job.ranks) this.ranks.push({ rank, pid: t.pid, done: false, kill: (sig) => t.kill(sig) });
+      this.o.log(`${this.o.peer}: started ranks ${job.ranks.join(', ')} as threads of pid ${t.pid} in ${dir}`);
+      this.conn.sendControl({ t: 'started', pids: this.ranks.map((r) => r.pid), listenHost });
+      return;
+    }
     this.controlListener = await socketTransport.listen(local('control'));
     if (this.ended) {
       // the launcher left while we were getting ready: start nothing
@@ -180,8 +225,6 @@ export class Agent {
       // The files are in place before any rank starts.
       joined: (rank) => this.control?.send(rank, { t: 'run' }),
     });
-    const listenHost = this.o.listenHost;
-    const tlsHost = listenHost.includes(':') ? `[${listenHost}]` : listenHost;
     for (const rank of job.ranks) {
       const child = spawn(process.execPath, [rankMain, scriptPath, job.script, ...job.args], {
         cwd: dir,
@@ -195,55 +238,66 @@ export class Agent {
           [ENV.listen]: local(`r${rank}`),
           [ENV.listenTls]: `tls:${tlsHost}:0`,
           [ENV.tlsDir]: own,
-          [ENV.host]: job.hostId.replace(/:\d+$/, ''),
+          [ENV.host]: host,
           [ENV.hostId]: job.hostId,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
         windowsHide: true,
       });
-      const p: RankProc = { rank, child, done: false };
-      this.ranks.push(p);
-      child.stdout!.on('data', (c: Buffer) => this.output(rank, 1, c, child));
-      child.stderr!.on('data', (c: Buffer) => this.output(rank, 2, c, child));
+      this.ranks.push({ rank, pid: child.pid ?? 0, done: false, kill: (sig) => child.kill(sig) });
+      const pause = (s: NodeJS.ReadableStream) => () => {
+        s.pause();
+        return () => s.resume();
+      };
+      child.stdout!.on('data', (c: Buffer) => this.output(rank, 1, c, pause(child.stdout!)));
+      child.stderr!.on('data', (c: Buffer) => this.output(rank, 2, c, pause(child.stderr!)));
       child.on('error', () => {});
       child.on('close', (code, signal) => {
         // Relay the rank's last control messages (partial results, stats) before its exit.
-        this.control!.whenDrained(rank, () => {
-          p.done = true;
-          this.conn.sendControl({ t: 'exit', rank, code, signal });
-          if (this.ranks.every((x) => x.done)) void this.shutdown('every rank ended');
-        });
+        this.control!.whenDrained(rank, () => this.rankEnded(rank, code, signal));
       });
     }
     this.o.log(`${this.o.peer}: started ranks ${job.ranks.join(', ')} in ${dir}`);
-    this.conn.sendControl({ t: 'started', pids: this.ranks.map((r) => r.child.pid ?? 0), listenHost });
+    this.conn.sendControl({ t: 'started', pids: this.ranks.map((r) => r.pid), listenHost });
+  }
+
+  /** A rank ended and everything it said is relayed: report its exit. */
+  private rankEnded(rank: number, code: number | null, signal: string | null): void {
+    const p = this.ranks.find((r) => r.rank === rank);
+    if (!p || p.done) return;
+    p.done = true;
+    this.conn.sendControl({ t: 'exit', rank, code, signal });
+    if (this.ranks.every((x) => x.done)) void this.shutdown('every rank ended');
   }
 
   private relay(rank: number, msg: RankToLauncher): void {
     this.conn.sendControl({ t: 'rank', rank, m: msg });
   }
 
-  private output(rank: number, stream: 1 | 2, chunk: Buffer, child: ChildProcess): void {
-    if (!this.conn.sendData({ src: rank, tag: stream }, chunk)) {
-      // The launcher reads slower than the rank writes: hold the rank's output.
-      const s = stream === 1 ? child.stdout! : child.stderr!;
-      s.pause();
-      // one 'drain' listener for every held stream (one each would pile up)
-      if (this.held.size === 0) {
-        this.conn.socket.once('drain', () => {
-          for (const h of this.held) h.resume();
-          this.held.clear();
-        });
-      }
-      this.held.add(s);
+  /** `hold`: pause where this output comes from; it returns how to resume. */
+  private output(rank: number, stream: 1 | 2, chunk: Buffer, hold: () => () => void): boolean {
+    // A thread's output comes in chunks as large as its writes: frame it in pipe-sized pieces.
+    let flowing = true;
+    for (let at = 0; at < chunk.length; at += OUTPUT_PIECE) {
+      flowing = this.conn.sendData({ src: rank, tag: stream }, chunk.subarray(at, at + OUTPUT_PIECE)) && flowing;
     }
+    if (flowing) return true;
+    // The launcher reads slower than the rank writes: hold the rank's output.
+    // one 'drain' listener for every held stream (one each would pile up)
+    if (this.held.length === 0) {
+      this.conn.socket.once('drain', () => {
+        for (const resume of this.held.splice(0)) resume();
+      });
+    }
+    this.held.push(hold());
+    return false;
   }
 
   private killRanks(signal: NodeJS.Signals): void {
     for (const r of this.ranks) {
       if (r.done) continue;
       try {
-        r.child.kill(signal);
+        r.kill(signal);
       } catch {
         // already gone
       }
@@ -262,6 +316,13 @@ export class Agent {
         while (this.ranks.some((r) => !r.done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         this.killRanks('SIGKILL');
         while (this.ranks.some((r) => !r.done)) await new Promise((r) => setTimeout(r, 20));
+      }
+      if (this.threads) {
+        // Its ranks reported their exits; the process itself ends just after (or is made to).
+        const t = this.threads;
+        const late = setTimeout(() => t.kill('SIGKILL'), KILL_GRACE_MS);
+        await t.closed;
+        clearTimeout(late);
       }
       for (const r of this.receivers) r.abort();
       this.controlListener?.close();

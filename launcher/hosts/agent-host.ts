@@ -62,6 +62,8 @@ export interface AgentJobSpec {
   credential: TlsIdentity;
   /** more ranks than the host's slots allowed (--oversubscribe) */
   oversubscribe: boolean;
+  /** 'threads': the host runs its ranks as worker threads of one per-job process (--threads; default processes) */
+  mode?: 'threads' | 'processes';
   /** bound on each step of reaching the host (connect, hello, started) */
   connectTimeoutMs: number;
   note(line: string): void;
@@ -154,6 +156,7 @@ export abstract class AgentHost implements RankHost {
       tlsKey: s.credential.key,
       tlsCert: s.credential.cert,
       oversubscribe: s.oversubscribe,
+      mode: s.mode ?? 'processes',
     });
     for (const [i, f] of s.files.entries()) {
       // Hashed while sealed (one read of the file); the digest follows the data.

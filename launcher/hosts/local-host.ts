@@ -63,6 +63,8 @@ export interface LocalHostSpec {
   /** set when the job spans hosts: `tls:IP:0` and the credential folder */
   listenTls: string | null;
   tlsDir: string | null;
+  /** where rank `rank` listens for the ranks of this host (default: a socket in `dir`) */
+  rankListen?: (rank: number) => string;
 }
 
 export { localAddress };
@@ -102,7 +104,7 @@ export class LocalHost implements RankHost {
         [ENV.rank]: String(rank),
         [ENV.size]: String(s.size),
         [ENV.secret]: s.secret,
-        [ENV.listen]: localAddress(s.dir, `r${rank}`),
+        [ENV.listen]: s.rankListen ? s.rankListen(rank) : localAddress(s.dir, `r${rank}`),
         [ENV.host]: s.name,
         [ENV.hostId]: s.hostId,
       };
@@ -194,6 +196,16 @@ export class LocalHost implements RankHost {
 
   close(): void {
     this.listener?.close();
+  }
+
+  /** Pause (or resume) every rank's output: whoever reads it cannot keep up. */
+  holdOutput(on: boolean): void {
+    for (const c of this.children.values()) {
+      for (const s of [c.stdout, c.stderr]) {
+        if (on) s.pause();
+        else s.resume();
+      }
+    }
   }
 
   ref(on: boolean): void {

@@ -43,8 +43,10 @@ export class ThreadHost extends LocalHost {
 
   constructor(spec: LocalHostSpec) {
     super(spec);
-    this.mesh = ShmMesh.create(spec.ranks, spinUs(spec.ranks.length));
-    this.heapMb = threadHeapMb(spec.ranks.length);
+    // the job's -x variables count too (on another host they are not in process.env)
+    const env = { ...process.env, ...spec.env };
+    this.mesh = ShmMesh.create(spec.ranks, spinUs(spec.ranks.length, env));
+    this.heapMb = threadHeapMb(spec.ranks.length, env);
   }
 
   protected override controlListener(): Promise<Listener> {

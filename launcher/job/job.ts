@@ -277,6 +277,7 @@ export class Job {
             hostId: via === 'tsmpid' ? `${p.host.name}:${p.host.port}` : `${p.host.name}:${via === 'ssh' ? 22 : 0}`,
             credential,
             oversubscribe: spec.oversubscribe === true,
+            mode: spec.localMode ?? 'processes',
             connectTimeoutMs: via === 'tsmpid' ? 10_000 : 30_000,
             note: (line) => safeWrite(process.stderr, `tsmpirun: ${line}\n`),
           }),

@@ -21,3 +21,4 @@ export const rankBundle: { main: string; runtime: string; dataframe: string; poo
   const b = { main: join(dir, 'rank-main.js'), runtime: join(dir, 'runtime.js'), dataframe: join(dir, 'dataframe.js'), pool: join(dir, 'pool.js') };
   return Object.values(b).every((f) => existsSync(f)) ? b : null;
 })();
+export const threadJobMain = join(distDir, 'launcher', 'agent', 'thread-job-main.js');

@@ -13,10 +13,10 @@ export const SHM_WORKER_DATA = 'tsmpiShm';
 
 /** All data rings together stay under this (the OS commits pages only when touched). */
 const MESH_BUDGET = 64 * 1024 * 1024;
-/** All collective regions together stay under this. */
-const REGION_BUDGET = 64 * 1024 * 1024;
-const REGION_MIN = 64 * 1024;
-const REGION_MAX = 4 * 1024 * 1024;
+/** All collective regions together stay under this (untouched pages cost nothing). */
+const REGION_BUDGET = 128 * 1024 * 1024;
+const REGION_MIN = 128 * 1024;
+const REGION_MAX = 8 * 1024 * 1024;
 const DATA_MIN = 64 * 1024;
 const DATA_MAX = 4 * 1024 * 1024;
 const ACK_RING = 4 * 1024;
@@ -29,7 +29,7 @@ export interface ShmMeshData {
   ranks: number[];
   dataBytes: number;
   ackBytes: number;
-  /** bytes of one collective region (one a rank for each of the first DATA_SLOTS communicators) */
+  /** bytes of one collective region (one a rank for each of the first DATA_SLOTS communicators; two halves) */
   regionBytes: number;
   /** busy-wait this long before parking (0 when ranks outnumber cores) */
   spinUs: number;
@@ -50,18 +50,22 @@ export const DATA_SLOTS = 8;
 export const Word = {
   /** the ticket of the last barrier this rank entered */
   ARRIVE: 0,
-  /** the ticket of the collective call whose data is in this rank's region… */
-  PUB_T: 1,
-  /** …and which piece of it (a call may publish several) */
-  PUB_K: 2,
-  /** readers that finished with this rank's region since it last reset the count */
-  ACK: 3,
   /** 1 while this rank waits for others' pieces of this slot (wake it after a PUB change) */
-  WANT: 4,
-  /** 1 while this rank waits for readers' acks of its region (wake it after an ACK) */
-  WANT_ACK: 5,
+  WANT: 1,
+  /** 1 while this rank waits for readers' acks of its region (wake it after its last ack) */
+  WANT_ACK: 2,
+  /** then, for each half of the rank's region (HALF_WORDS apart): */
+  /** the ticket of the collective call whose piece is in this half… */
+  PUB_T: 3,
+  /** …and which one (2·piece + phase: a call may publish several pieces, some twice) */
+  PUB_K: 4,
+  /** readers that finished with this half since the rank last reset the count */
+  ACK: 5,
+  /** the acks the rank waits for before it may overwrite this half */
+  OWED: 6,
 } as const;
-const SLOT_WORDS = 6;
+export const HALF_WORDS = 4;
+const SLOT_WORDS = 3 + 2 * HALF_WORDS;
 
 /** Int32 words before the regions: every rank's flags, then SLOT_WORDS a (slot, rank). */
 function controlWords(n: number): number {
@@ -170,9 +174,9 @@ export class ShmMesh {
     return n * PER_RANK + (slot * n + this.index.get(rank)!) * SLOT_WORDS + w;
   }
 
-  /** `rank`'s collective region of communicator slot `slot` (slot < DATA_SLOTS): its byte offset in the buffer. */
-  regionOffset(slot: number, rank: number): number {
-    return this.regionBase + (slot * this.d.ranks.length + this.index.get(rank)!) * this.d.regionBytes;
+  /** One half of `rank`'s collective region of communicator slot `slot` (slot < DATA_SLOTS): its byte offset in the buffer. */
+  regionOffset(slot: number, rank: number, half: number): number {
+    return this.regionBase + (slot * this.d.ranks.length + this.index.get(rank)!) * this.d.regionBytes + half * (this.d.regionBytes >> 1);
   }
 
   alive(rank: number): boolean {

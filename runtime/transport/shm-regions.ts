@@ -5,22 +5,27 @@
  * region (one copy in) and letting the readers copy out of it (one copy each):
  * no message, no frame, no matching.
  *
- * A region holds one *piece* at a time: a 64-byte header (encoding, element
- * type, flags, the value's total length) and up to `room` bytes of it; a value
- * larger than `room` goes as several pieces in turn. Four words of every
- * (slot, rank) coordinate it (shm-mesh.ts Word):
- *  - PUB_T, PUB_K: which call (its ticket) and which piece the region holds now;
- *    a reader of piece k of call t waits for PUB_T = t and PUB_K ≥ k.
- *  - ACK: readers add one when they are done with a piece. A writer owes itself
- *    the readers of every piece it published, and before it overwrites its
- *    region it waits until ACK covers them (the gate).
- *  - WANT: set while a rank waits on someone's words, so that writers and
- *    readers wake only the ranks that wait (a spurious wake-up of a parked rank
- *    costs a futex round trip and a turn of its event loop).
+ * A region has two halves, each holding one *piece* at a time: a 64-byte
+ * header (encoding, element type, flags, the value's total length) and up to
+ * `room` bytes of the value; a larger value goes as several pieces. Piece k of
+ * the call with ticket t goes to half (t + k) mod 2, so back-to-back calls and
+ * the pieces of one large value alternate halves: a writer fills one while the
+ * readers still copy out of the other. Words of every (slot, rank) coordinate
+ * them (shm-mesh.ts Word):
+ *  - PUB_T, PUB_K (a half's): which call (its ticket) and which piece (2k, or
+ *    2k + 1 for a piece's second phase) the half holds now; a reader waits for
+ *    PUB_T = t and PUB_K ≥ 2k + phase.
+ *  - ACK, OWED (a half's): readers add one to ACK when done with a piece; OWED
+ *    counts the readers of everything the writer published there. Before the
+ *    writer overwrites the half it waits until ACK reaches OWED (the gate); the
+ *    reader whose ack completes it wakes the writer.
+ *  - WANT, WANT_ACK: set while a rank waits for pieces (acks), so that writers
+ *    and readers wake only the ranks that wait (a spurious wake-up of a parked
+ *    rank costs a futex round trip and a turn of its event loop).
  * Every wait fails with ERR_PEER_LOST when the rank it waits on has ended.
  */
 import { TsmpiError } from '../errors.js';
-import { DATA_SLOTS, Word, type ShmMesh } from './shm-mesh.js';
+import { DATA_SLOTS, HALF_WORDS, Word, type ShmMesh } from './shm-mesh.js';
 
 /** Bytes before a piece's data in a region (keeps the data 64-byte aligned). */
 export const PIECE_HEAD = 64;
@@ -47,9 +52,12 @@ export interface RegionHost {
   until(settled: () => boolean): void;
 }
 
+/** The half of a region that piece `k` of the call with ticket `t` uses. */
+export function halfOf(t: number, k: number): number {
+  return (t + k) & 1;
+}
+
 export class ShmRegions {
-  /** per slot: acks this rank's region still owes it (readers of pieces it published) */
-  private readonly owed = new Int32Array(DATA_SLOTS);
   /** per slot and kind (pieces, acks): waits in progress (its WANT word stays set while any is) */
   private readonly waits = [new Int32Array(DATA_SLOTS), new Int32Array(DATA_SLOTS)];
   /** per slot: a call holds this rank's region; calls waiting for it, in the order they asked */
@@ -61,7 +69,7 @@ export class ShmRegions {
 
   constructor(readonly host: RegionHost) {
     const d = host.mesh.d;
-    this.room = d.regionBytes - PIECE_HEAD;
+    this.room = (d.regionBytes >> 1) - PIECE_HEAD;
     this.i32 = new Int32Array(d.sab);
     this.f64 = new Float64Array(d.sab);
   }
@@ -93,15 +101,15 @@ export class ShmRegions {
     else this.busy[slot] = 0;
   }
 
-  /** @internal */
-  word(slot: number, rank: number, w: number): number {
-    return this.host.mesh.word(slot, rank, w);
+  /** @internal A word of `rank` in `slot`; the half's own words (PUB_T…OWED) of `half`. */
+  word(slot: number, rank: number, w: number, half = 0): number {
+    return this.host.mesh.word(slot, rank, w >= Word.PUB_T ? w + half * HALF_WORDS : w);
   }
 
-  /** @internal Write a piece header and data into this rank's region. */
-  writePiece(slot: number, p: Omit<Piece, 'offset'>, data: Uint8Array[] | null): void {
+  /** @internal Write a piece header and data into one half of this rank's region. */
+  writePiece(slot: number, half: number, p: Omit<Piece, 'offset'>, data: Uint8Array[] | null): void {
     const mesh = this.host.mesh;
-    const base = mesh.regionOffset(slot, this.host.self);
+    const base = mesh.regionOffset(slot, this.host.self, half);
     const h = base >> 2;
     this.i32[h] = p.enc;
     this.i32[h + 1] = p.elem;
@@ -118,28 +126,11 @@ export class ShmRegions {
     }
   }
 
-  /** @internal The piece `rank`'s region holds now. */
-  readPiece(slot: number, rank: number): Piece {
-    const base = this.host.mesh.regionOffset(slot, rank);
+  /** @internal The piece one half of `rank`'s region holds now. */
+  readPiece(slot: number, rank: number, half: number): Piece {
+    const base = this.host.mesh.regionOffset(slot, rank, half);
     const h = base >> 2;
     return { enc: this.i32[h]!, elem: this.i32[h + 1]!, flags: this.i32[h + 2]!, length: this.i32[h + 3]!, total: this.f64[(base >> 3) + 2]!, offset: base + PIECE_HEAD };
-  }
-
-  /** @internal */
-  owe(slot: number, n: number): void {
-    this.owed[slot]! += n;
-  }
-
-  /** @internal How many acks the gate waits for; taken once they are in. */
-  owedOf(slot: number): number {
-    return this.owed[slot]!;
-  }
-
-  /** @internal */
-  settle(slot: number): void {
-    const c = this.host.mesh.control;
-    Atomics.sub(c, this.word(slot, this.host.self, Word.ACK), this.owed[slot]!);
-    this.owed[slot] = 0;
   }
 
   /**
@@ -208,13 +199,19 @@ export class RegionCall {
     return this.regions.room;
   }
 
-  /** Wait until every reader of what this region held is done with it (before overwriting it). */
-  gate(): Promise<void> | null {
+  /** Wait until every reader of what `half` of this rank's region held is done with it (before overwriting it). */
+  gate(half: number): Promise<void> | null {
     const rg = this.regions;
-    const need = rg.owedOf(this.slot);
-    if (need === 0) return null;
     const c = this.mesh.control;
-    const ack = rg.word(this.slot, this.self, Word.ACK);
+    const ack = rg.word(this.slot, this.self, Word.ACK, half);
+    const owed = rg.word(this.slot, this.self, Word.OWED, half);
+    const need = Atomics.load(c, owed);
+    if (need === 0) return null;
+    // Every ack of what it owes is in: nobody reads the half now, so both counts restart.
+    const settle = () => {
+      Atomics.sub(c, ack, need);
+      Atomics.store(c, owed, 0);
+    };
     const p = rg.wait(
       this.slot,
       'ack',
@@ -225,79 +222,82 @@ export class RegionCall {
       },
     );
     if (!p) {
-      rg.settle(this.slot);
+      settle();
       return null;
     }
-    return p.then(() => rg.settle(this.slot));
+    return p.then(settle);
   }
 
   /**
-   * Say that this region now holds piece `k` (its header and data already
-   * written), for `readers` readers, and wake those of `wake` that wait. With
-   * `publishers` (the ranks that all publish piece k, whose readers wait for all
-   * of them): wake only once all of them did, so that each waiter is woken
-   * once, not once a publisher.
+   * Say that this region now holds piece `k` (phase 0 or 1; its header and data
+   * already written), for `readers` readers, and wake those of `wake` that
+   * wait. With `publishers` (the ranks that all publish piece k, whose readers
+   * wait for all of them): wake only once all of them did, so that each waiter
+   * is woken once, not once a publisher.
    */
-  announce(k: number, readers: number, wake: readonly number[], publishers: readonly number[] | null = null): void {
+  announce(k: number, phase: number, readers: number, wake: readonly number[], publishers: readonly number[] | null = null): void {
     const c = this.mesh.control;
     const rg = this.regions;
-    rg.owe(this.slot, readers);
-    Atomics.store(c, rg.word(this.slot, this.self, Word.PUB_K), k);
-    Atomics.store(c, rg.word(this.slot, this.self, Word.PUB_T), this.ticket);
+    const h = halfOf(this.ticket, k);
+    Atomics.add(c, rg.word(this.slot, this.self, Word.OWED, h), readers);
+    Atomics.store(c, rg.word(this.slot, this.self, Word.PUB_K, h), 2 * k + phase);
+    Atomics.store(c, rg.word(this.slot, this.self, Word.PUB_T, h), this.ticket);
     // Two members that announce at once both see each other's store (sequentially
     // consistent atomics), so at least one of them sees all and wakes.
-    if (!publishers || this.all(k, publishers)) rg.wakeWaiting(this.slot, wake);
+    if (!publishers || this.all(k, phase, publishers)) rg.wakeWaiting(this.slot, wake);
   }
 
-  /** The region of every rank of `ranks` holds piece `k` of this call (or a later one). */
-  all(k: number, ranks: readonly number[]): boolean {
-    for (const m of ranks) if (!this.ready(m, k)) return false;
+  /** The region of every rank of `ranks` holds piece `k` (phase `phase`) of this call. */
+  all(k: number, phase: number, ranks: readonly number[]): boolean {
+    for (const m of ranks) if (!this.ready(m, k, phase)) return false;
     return true;
   }
 
-  /** Wait until every rank of `ranks` has published piece `k` of this call (one wake-up, from the last of them). */
-  allReady(k: number, ranks: readonly number[] = this.members): Promise<void> | null {
+  /** Wait until every rank of `ranks` has published piece `k` (phase `phase`) of this call (one wake-up, from the last of them). */
+  allReady(k: number, phase = 0, ranks: readonly number[] = this.members): Promise<void> | null {
     return this.regions.wait(
       this.slot,
       'piece',
-      () => this.all(k, ranks),
+      () => this.all(k, phase, ranks),
       () => {
-        const gone = ranks.find((m) => !this.ready(m, k) && !this.mesh.alive(m));
+        const gone = ranks.find((m) => !this.ready(m, k, phase) && !this.mesh.alive(m));
         return gone === undefined ? null : `rank ${gone} ended before it gave its part of a collective`;
       },
     );
   }
 
-  /** Write piece `k` (after the gate) and announce it. The region stays this call's until `end()`. */
+  /** Write piece `k` (after its half's gate) and announce it. The region stays this call's until `end()`. */
   async put(k: number, p: Omit<Piece, 'offset'>, data: Uint8Array[] | null, readers: number, wake: readonly number[], publishers: readonly number[] | null = null): Promise<void> {
     if (!this.held) {
       this.held = true;
       const turn = this.regions.acquire(this.slot);
       if (turn) await turn;
     }
-    const g = this.gate();
+    const h = halfOf(this.ticket, k);
+    const g = this.gate(h);
     if (g) await g;
-    this.regions.writePiece(this.slot, p, data);
-    this.announce(k, readers, wake, publishers);
+    this.regions.writePiece(this.slot, h, p, data);
+    this.announce(k, 0, readers, wake, publishers);
   }
 
-  /** Piece `k` (or a later one) of this call is in `rank`'s region: its header; null while it is not. */
-  ready(rank: number, k: number): boolean {
+  /** Piece `k` (phase `phase`) of this call is in `rank`'s region. */
+  ready(rank: number, k: number, phase = 0): boolean {
     const c = this.mesh.control;
     const rg = this.regions;
-    return Atomics.load(c, rg.word(this.slot, rank, Word.PUB_T)) === this.ticket && Atomics.load(c, rg.word(this.slot, rank, Word.PUB_K)) >= k;
+    const h = halfOf(this.ticket, k);
+    return Atomics.load(c, rg.word(this.slot, rank, Word.PUB_T, h)) === this.ticket && Atomics.load(c, rg.word(this.slot, rank, Word.PUB_K, h)) >= 2 * k + phase;
   }
 
-  /** Wait for piece `k` of this call in `rank`'s region; then its header. */
-  async piece(rank: number, k: number): Promise<Piece> {
+  /** Wait for piece `k` (phase `phase`) of this call in `rank`'s region; then its header. */
+  async piece(rank: number, k: number, phase = 0): Promise<Piece> {
     const w = this.regions.wait(
       this.slot,
       'piece',
-      () => this.ready(rank, k),
+      () => this.ready(rank, k, phase),
       () => (this.mesh.alive(rank) ? null : `rank ${rank} ended before it gave its part of a collective`),
     );
     if (w) await w;
-    return this.regions.readPiece(this.slot, rank);
+    return this.regions.readPiece(this.slot, rank, halfOf(this.ticket, k));
   }
 
   /** The bytes of a piece, as a view of shared memory (valid until `ack`). */
@@ -312,10 +312,12 @@ export class RegionCall {
     this.regions.release(this.slot);
   }
 
-  /** Done reading `rank`'s region for now. */
-  ack(rank: number): void {
+  /** Done reading piece `k` in `rank`'s region; the ack that completes what the writer waits for wakes it. */
+  ack(rank: number, k: number): void {
     const rg = this.regions;
-    Atomics.add(this.mesh.control, rg.word(this.slot, rank, Word.ACK), 1);
-    rg.wakeWaiting(this.slot, [rank], 'ack');
+    const c = this.mesh.control;
+    const h = halfOf(this.ticket, k);
+    const n = Atomics.add(c, rg.word(this.slot, rank, Word.ACK, h), 1) + 1;
+    if (n >= Atomics.load(c, rg.word(this.slot, rank, Word.OWED, h))) rg.wakeWaiting(this.slot, [rank], 'ack');
   }
 }

@@ -6,7 +6,7 @@
 import { TsmpiError } from '../errors.js';
 
 /** 2: `sample` / `sampled` (the live counters of `--monitor`). */
-export const CONTROL_VERSION = 2;
+export const CONTROL_VERSION = 3;
 
 /** One operation a rank is blocked in, for timeout and deadlock reports. */
 export interface BlockedOp {
@@ -163,6 +163,8 @@ export type LauncherToDaemon =
       tlsCert: string;
       /** the user allowed more ranks than the host's slots (--oversubscribe) */
       oversubscribe?: boolean;
+      /** how the host starts its ranks (v3): worker threads of one per-job process, or processes (absent: processes) */
+      mode?: 'threads' | 'processes';
     }
   /** a staged file's SHA-256, after its last chunk, when `job` left it empty */
   | { t: 'digest'; file: number; sha256: string }
@@ -220,6 +222,7 @@ export function parseToDaemon(value: unknown): LauncherToDaemon {
     if (!ints(m.ranks) || !Number.isSafeInteger(m.size) || m.size < 1 || m.ranks.some((r) => r >= m.size)) throw bad('job: bad ranks or size');
     if (!m.args.every((a) => typeof a === 'string')) throw bad('job: args must be strings');
     if (Object.values(m.env).some((v) => typeof v !== 'string')) throw bad('job: env values must be strings');
+    if (m.mode !== undefined && m.mode !== 'threads' && m.mode !== 'processes') throw bad("job: mode must be 'threads' or 'processes'");
     for (const f of m.files) {
       if (typeof f !== 'object' || f === null || typeof f.name !== 'string' || !Number.isSafeInteger(f.size) || f.size < 0 || typeof f.sha256 !== 'string') {
         throw bad('job: a file entry needs name, size and sha256');
@@ -228,3 +231,38 @@ export function parseToDaemon(value: unknown): LauncherToDaemon {
   }
   return m;
 }
+
+/**
+ * Between an agent and the per-job process that runs a host's ranks as worker
+ * threads (launcher/agent/thread-job*.ts), over a Node IPC channel (structured
+ * clone). Both ends are the same install: the agent starts the other.
+ */
+export type AgentToThreadJob =
+  | {
+      t: 'job';
+      ranks: number[];
+      size: number;
+      secret: string;
+      /** the job folder (also the process's cwd) and its private .tsmpi folder */
+      dir: string;
+      own: string;
+      compiled: string;
+      script: string;
+      args: string[];
+      env: Record<string, string>;
+      host: string;
+      hostId: string;
+      listenTls: string;
+      /** each rank's local listen address, in `ranks` order */
+      listen: string[];
+    }
+  | { t: 'ctl'; rank: number; m: LauncherToRank }
+  | { t: 'kill'; signal: string }
+  /** the link to the launcher is congested: pause / resume the ranks' output */
+  | { t: 'hold'; on: boolean };
+
+export type ThreadJobToAgent =
+  | { t: 'rank'; rank: number; m: RankToLauncher }
+  | { t: 'out'; rank: number; stream: 1 | 2; data: Uint8Array }
+  /** the rank ended and its output and control messages are all sent */
+  | { t: 'exit'; rank: number; code: number | null; signal: string | null };
