@@ -11,7 +11,7 @@ import { FrameFlag } from './wire/frame.js';
 import type { Message } from './engine.js';
 import type { World } from './world.js';
 import type { Entry } from './pending.js';
-import * as coll from './collectives.js';
+import * as coll from './collectives/collectives.js';
 import { SUM, toOp, type OpLike } from './op.js';
 import { UNDEFINED } from './constants.js';
 import { bytesOf, land, refusal, type BufferLike } from './buffers.js';

@@ -304,7 +304,7 @@ export class ShmTransport implements Transport {
   private readonly poller: Poller;
   readonly self: number;
 
-  /** the collective regions of this rank's communicators (collectives-shm.ts) */
+  /** the collective regions of this rank's communicators (runtime/collectives/shm.ts) */
   readonly regions: ShmRegions;
 
   constructor(d: ShmMeshData) {

@@ -9,12 +9,12 @@
  *
  * Ranks in `c.members` are world ranks, indexed by communicator rank.
  */
-import { TsmpiError, errorFromWire } from './errors.js';
-import type { Op } from './op.js';
-import { Encoding, decodeValue, type Encoded } from './wire/codec.js';
-import { packBundle, unpackBundle } from './wire/bundle.js';
-import { PIECE_ERROR, type Piece, type RegionCall } from './transport/shm-regions.js';
-import { CollError, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './collective-values.js';
+import { TsmpiError, errorFromWire } from '../errors.js';
+import type { Op } from '../op.js';
+import { Encoding, decodeValue, type Encoded } from '../wire/codec.js';
+import { packBundle, unpackBundle } from '../wire/bundle.js';
+import { PIECE_ERROR, type Piece, type RegionCall } from '../transport/shm-regions.js';
+import { CollError, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './values.js';
 import type { Round } from './collectives.js';
 
 /** Typed arrays at least this large reduce in segments (each rank one slice), not whole at every rank. */

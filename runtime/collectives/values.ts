@@ -1,11 +1,11 @@
 /**
  * Values inside a collective call, shared by the message algorithms
- * (collectives.ts) and the shared-memory ones (collectives-shm.ts): a failure
+ * (collectives.ts) and the shared-memory ones (shm.ts): a failure
  * that travels in place of a value, and the steps that may produce one.
  */
-import { TsmpiError } from './errors.js';
-import type { Op } from './op.js';
-import { decodeValue, encodeValue, flatten, type Encoded } from './wire/codec.js';
+import { TsmpiError } from '../errors.js';
+import type { Op } from '../op.js';
+import { decodeValue, encodeValue, flatten, type Encoded } from '../wire/codec.js';
 
 /** A failure travelling through a collective in place of a value. */
 export class CollError {

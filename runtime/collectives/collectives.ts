@@ -11,19 +11,19 @@
  *
  * Ranks here are communicator ranks.
  */
-import { TAG_UB } from './constants.js';
-import { TsmpiError, errorFromWire } from './errors.js';
-import type { CommCore } from './comm.js';
-import type { Message } from './engine.js';
-import type { Op } from './op.js';
-import { decodeValue, encodeValue, Encoding, type Encoded } from './wire/codec.js';
-import { CollError, asTsmpi, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './collective-values.js';
-import * as shm from './collectives-shm.js';
-import * as hier from './collectives-hier.js';
-import type { RegionCall } from './transport/shm-regions.js';
-import { DATA_SLOTS } from './transport/shm-mesh.js';
-import { BUNDLE_ENCODING, packBundle, unpackBundle } from './wire/bundle.js';
-import { FrameFlag } from './wire/frame.js';
+import { TAG_UB } from '../constants.js';
+import { TsmpiError, errorFromWire } from '../errors.js';
+import type { CommCore } from '../comm.js';
+import type { Message } from '../engine.js';
+import type { Op } from '../op.js';
+import { decodeValue, encodeValue, Encoding, type Encoded } from '../wire/codec.js';
+import { CollError, asTsmpi, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './values.js';
+import * as shm from './shm.js';
+import * as hier from './hier.js';
+import type { RegionCall } from '../transport/shm-regions.js';
+import { DATA_SLOTS } from '../transport/shm-mesh.js';
+import { BUNDLE_ENCODING, packBundle, unpackBundle } from '../wire/bundle.js';
+import { FrameFlag } from '../wire/frame.js';
 
 
 /** Typed arrays at least this large take the bandwidth-optimal allreduce. */

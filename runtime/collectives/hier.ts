@@ -13,12 +13,12 @@
  * to its mesh in place of the result, so every rank rejects; every rank takes
  * part in every step it is in, even after its own part failed.
  */
-import type { Op } from './op.js';
-import * as shm from './collectives-shm.js';
+import type { Op } from '../op.js';
+import * as shm from './shm.js';
 import type { Round } from './collectives.js';
-import { CollError, asTsmpi } from './collective-values.js';
-import { TsmpiError } from './errors.js';
-import type { RegionCall } from './transport/shm-regions.js';
+import { CollError, asTsmpi } from './values.js';
+import { TsmpiError } from '../errors.js';
+import type { RegionCall } from '../transport/shm-regions.js';
 
 /** Members (communicator ranks) grouped by mesh, in rank order; this rank's group and its shared regions. */
 export interface Hierarchy {
