@@ -5,12 +5,10 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TsmpiError } from '../runtime/errors.js';
 import { localModeOf, parseArgs, USAGE, viaOf, type RunOptions } from './cli/args.js';
-import { mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hostlist/hosts.js';
+import { isLocalHost, mayOversubscribe, parseHostfile, parseHostList, placeRanks, slotsOf, type HostSpec } from './hostlist/hosts.js';
 import { Job } from './job/job.js';
-import { DEFAULT_KEY_DIR, keygen } from './keys/keys.js';
 import { distDir } from './os/paths.js';
 import { slurmHosts } from './hostlist/slurm.js';
-import { DEFAULT_SSH } from './hosts/ssh-host.js';
 
 function hostsOf(o: RunOptions, via: 'tsmpid' | 'ssh' | 'slurm'): HostSpec[] {
   if (via === 'slurm') {
@@ -47,6 +45,9 @@ async function run(o: RunOptions): Promise<number> {
     if (value !== undefined) env[k] = value;
   }
   const localMode = localModeOf(o.localMode);
+  // Keys and ssh (and what they import) load only for a job that leaves this machine.
+  const remote = via !== 'tsmpid' || placement.some((p) => !isLocalHost(p.host.name));
+  const [{ DEFAULT_KEY_DIR }, { DEFAULT_SSH }] = remote ? await Promise.all([import('./keys/keys.js'), import('./hosts/ssh-host.js')]) : [LOCAL_ONLY, LOCAL_ONLY];
   const job = new Job({
     localMode,
     script: o.script,
@@ -76,6 +77,9 @@ async function run(o: RunOptions): Promise<number> {
   return job.run();
 }
 
+/** Stand-ins for a job on this machine only (no keys are read, no ssh runs). */
+const LOCAL_ONLY = { DEFAULT_KEY_DIR: '', DEFAULT_SSH: { command: ['ssh'], remoteNode: 'node', remotePrefix: '' } };
+
 async function main(argv: string[]): Promise<number> {
   let cmd;
   try {
@@ -95,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'keygen':
       try {
+        const { keygen } = await import('./keys/keys.js');
         const { idFile, pubFile } = keygen(cmd.out);
         process.stdout.write(`wrote ${idFile} (secret, keep it) and ${pubFile} (add it to each host's --authorized-keys)\n`);
         return 0;

@@ -10,6 +10,7 @@ import { decodeValue, encodeValue, type Encoded } from './wire/codec.js';
 import { FrameFlag } from './wire/frame.js';
 import type { Message } from './engine.js';
 import type { World } from './world.js';
+import type { Entry } from './pending.js';
 import * as coll from './collectives/collectives.js';
 import { SUM, toOp, type OpLike } from './op.js';
 import { UNDEFINED } from './constants.js';
@@ -75,14 +76,12 @@ export class Comm {
 
   /** Receive the next matching message's data. */
   recv<T = any>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<T> {
-    return this.startRecv(source, tag, 'recv').then((m) => (m === null ? undefined : decode(m)) as T);
+    return this.receive(source, tag, decode, undefined) as Promise<T>;
   }
 
   /** Receive with the envelope: `{ data, source, tag }`. */
   recvWithStatus<T = any>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Received<T>> {
-    return this.startRecv(source, tag, 'recv').then((m) =>
-      m === null ? { data: undefined as T, source: PROC_NULL, tag: ANY_TAG } : { data: decode(m) as T, source: this.core.rankOf.get(m.src)!, tag: m.tag },
-    );
+    return this.receive(source, tag, (m) => ({ data: decode(m) as T, source: this.core.rankOf.get(m.src)!, tag: m.tag }), { data: undefined as T, source: PROC_NULL, tag: ANY_TAG });
   }
 
   irecv<T = any>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Request<T> {
@@ -328,22 +327,53 @@ export class Comm {
   private postSend(e: Encoded | null, dest: number, tag: number, sync: boolean, op: string): Promise<void> {
     if (e === null) return Promise.resolve();
     const w = this.core.world;
-    const p = w.fabric.send(this.core.group[dest]!, this.core.ctx, tag, e, sync);
-    return w.pending.track(`${op}(dest=${dest}, tag=${tag}, bytes=${e.length})`, this.id, p);
+    const to = this.core.group[dest]!;
+    // A small buffered send to a thread rank is copied into shared memory now: done.
+    if (!sync && w.fabric.trySend(to, this.core.ctx, tag, e)) return Promise.resolve();
+    const p = w.fabric.send(to, this.core.ctx, tag, e, sync);
+    return w.pending.track(() => `${op}(dest=${dest}, tag=${tag}, bytes=${e.length})`, this.id, p);
   }
 
-  /** Resolves to the message, or null for PROC_NULL. */
-  private startRecv(source: number, tag: number, op: string): Promise<Message | null> {
+  /**
+   * Receive the next matching message and resolve to `take(message)` (`none` for
+   * PROC_NULL). One promise a receive: the engine calls back into it directly,
+   * and a message already queued is taken without waiting.
+   */
+  private receive<R>(source: number, tag: number, take: (m: Message) => R, none: R): Promise<R> {
     try {
       this.checkSource(source);
       this.checkRecvTag(tag);
     } catch (e) {
       return Promise.reject(e);
     }
-    if (source === PROC_NULL) return Promise.resolve(null);
+    if (source === PROC_NULL) return Promise.resolve(none);
     const w = this.core.world;
-    const p = w.engine.wait(this.core.ctx, this.worldSource(source), tag, this.core.group, false);
-    return w.pending.track(`${op}(source=${fmt(source)}, tag=${fmt(tag)})`, this.id, p);
+    const pending = w.pending;
+    return new Promise<R>((resolve, reject) => {
+      let entry: Entry | null = null;
+      let failed = false;
+      const m = w.engine.post(
+        this.core.ctx,
+        this.worldSource(source),
+        tag,
+        this.core.group,
+        (m) => {
+          pending.end(entry!);
+          try {
+            resolve(take(m));
+          } catch (e) {
+            reject(e);
+          }
+        },
+        (e) => {
+          if (entry) pending.end(entry);
+          else failed = true;
+          reject(e);
+        },
+      );
+      if (m) resolve(take(m));
+      else if (!failed) entry = pending.begin(() => `recv(source=${fmt(source)}, tag=${fmt(tag)})`, this.id);
+    });
   }
 
   private checkDest(dest: number): void {

@@ -161,6 +161,15 @@ export class Engine {
     return null;
   }
 
+  /** Does a receive or probe wait that a message (ctx, src, tag) would match? */
+  waiting(ctx: number, src: number, tag: number): boolean {
+    const q = this.queues.get(ctx);
+    if (!q) return false;
+    const m = { src, tag };
+    for (const w of q.waiters) if (matches(w, m)) return true;
+    return false;
+  }
+
   /** The reserved message is complete: its receive gets it. */
   complete(r: Reservation, m: Message): void {
     this.take(m, false);
@@ -210,14 +219,31 @@ export class Engine {
     if (m) return Promise.resolve(m);
     const lost = this.lostReason(src, members);
     if (lost) return Promise.reject(lost);
-    return new Promise<Message>((resolve, reject) => {
-      this.q(ctx).waiters.push({ ctx, src, tag, members, probe, into, resolve, reject });
-      // The message we wait for may sit behind a paused link.
-      if (this.paused.size) {
-        for (const f of this.paused) f.resume();
-        this.paused.clear();
-      }
-    });
+    return new Promise<Message>((resolve, reject) => this.enqueue({ ctx, src, tag, members, probe, into, resolve, reject }));
+  }
+
+  /**
+   * A receive without a promise of its own (the caller makes the one it returns):
+   * a matching queued message is taken and returned at once; otherwise the
+   * receive is posted and `resolve` gets its message later (null returned), or
+   * `reject` gets ERR_PEER_LOST (now, or when no sender is left).
+   */
+  post(ctx: number, src: number, tag: number, members: readonly number[], resolve: (m: Message) => void, reject: (e: TsmpiError) => void): Message | null {
+    const m = this.tryRecv(ctx, src, tag);
+    if (m) return m;
+    const lost = this.lostReason(src, members);
+    if (lost) reject(lost);
+    else this.enqueue({ ctx, src, tag, members, probe: false, into: null, resolve, reject });
+    return null;
+  }
+
+  private enqueue(w: Waiter): void {
+    this.q(w.ctx).waiters.push(w);
+    // The message we wait for may sit behind a paused link.
+    if (this.paused.size) {
+      for (const f of this.paused) f.resume();
+      this.paused.clear();
+    }
   }
 
   private lostReason(src: number, members: readonly number[]): TsmpiError | null {

@@ -15,6 +15,8 @@ import { feedFrames } from './transport/feed.js';
 const SMALL = 16 * 1024;
 /** Large payloads are handed to the socket in slices of at most this size. */
 const SLICE = 256 * 1024 * 1024;
+/** Raw messages this large wait a turn for a receive buffer on shared memory (see `hold`). */
+const HOLD_MIN = 64 * 1024;
 /** How long to wait for a peer's connection to close after the launcher says it is gone. */
 const GONE_GRACE_MS = 300;
 
@@ -51,6 +53,8 @@ class InLink implements FlowSource {
   unexpectedBytes = 0;
   /** a recvInto whose message is arriving straight into its buffer */
   reserved: Reservation | null = null;
+  /** the frame at the head of the link was kept back once (see `hold`) */
+  held = false;
   constructor(readonly link: Link) {}
   pause(): void {
     this.link.pause();
@@ -96,6 +100,31 @@ export class Fabric {
       else out.backlog.push(go);
     });
   }
+
+  /**
+   * A buffered send done at once, or false (nothing sent: use `send`). Only when
+   * the link to `dest` is up and copies synchronously (shared memory) and the
+   * whole frame fits in it now: header and payload are encoded into one scratch
+   * buffer and copied into the ring, no promise, no allocation for the frame.
+   */
+  trySend(dest: number, ctx: number, tag: number, e: Encoded): boolean {
+    if (e.length > SMALL || dest === this.o.self || this.o.engine.isGone(dest) !== undefined) return false;
+    const link = this.out.get(dest)?.link;
+    if (!link?.writeNow || this.out.get(dest)!.lost) return false;
+    const buf = this.scratch;
+    encodeHeader({ type: FrameType.DATA, flags: 0, enc: e.enc, elem: e.elem, ctx, src: this.o.self, tag, seq: 0, length: e.length }, buf, 0);
+    let off = HEADER_SIZE;
+    for (const p of e.parts) {
+      buf.set(p, off);
+      off += p.byteLength;
+    }
+    if (!link.writeNow(buf.subarray(0, off))) return false;
+    this.messagesSent++;
+    this.bytesSent += e.length;
+    return true;
+  }
+
+  private readonly scratch = Buffer.allocUnsafeSlow(HEADER_SIZE + SMALL);
 
   private sendSelf(ctx: number, tag: number, e: Encoded, flags: number, sync: boolean): Promise<void> {
     const m: Message = { ctx, src: this.o.self, tag, flags, enc: e.enc, elem: e.elem, payload: flatten(e), onMatched: null, from: null };
@@ -225,6 +254,18 @@ export class Fabric {
       {
         maxPayload: this.o.maxPayload,
         volatileInput: link.volatileChunks === true,
+        // A large raw message no receive waits for yet waits one turn in shared
+        // memory (a loop's next recvInto is posted in it), then takes a buffer of its own.
+        hold:
+          link.volatileChunks === true
+            ? (h) => {
+                if (inl.held || inl.rank < 0 || h.type !== FrameType.DATA || h.enc !== Encoding.RAW || h.length < HOLD_MIN || this.o.engine.waiting(h.ctx, inl.rank, h.tag)) {
+                  inl.held = false;
+                  return false;
+                }
+                return (inl.held = true);
+              }
+            : undefined,
         // A raw message a recvInto waits for lands in its buffer, not in one of its own.
         payloadFor: (h) => {
           if (inl.rank < 0 || h.type !== FrameType.DATA || h.enc !== Encoding.RAW || h.flags & FrameFlag.ERROR || h.src !== inl.rank) return null;

@@ -5,8 +5,11 @@
  */
 import type { BlockedOp } from './wire/control.js';
 
-interface Entry {
-  op: string;
+/** What a wait is, or how to say it (built only when a report asks: the hot path makes no string). */
+export type OpDesc = string | (() => string);
+
+export interface Entry {
+  op: OpDesc;
   comm: number;
   since: number;
 }
@@ -19,19 +22,27 @@ export class PendingRegistry {
   keepAlive: (on: boolean) => void = () => {};
 
   /** Register a wait until `promise` settles. */
-  track<T>(op: string, comm: number, promise: Promise<T>): Promise<T> {
+  track<T>(op: OpDesc, comm: number, promise: Promise<T>): Promise<T> {
+    const entry = this.begin(op, comm);
+    const done = () => this.end(entry);
+    promise.then(done, done);
+    return promise;
+  }
+
+  /** Register a wait by hand; `end` it exactly once when it settles. */
+  begin(op: OpDesc, comm: number): Entry {
     const entry: Entry = { op, comm, since: performance.now() };
     this.entries.add(entry);
     if (!this.alive) {
       this.alive = true;
       this.keepAlive(true);
     }
-    const done = () => {
-      this.entries.delete(entry);
-      if (this.entries.size === 0) this.release();
-    };
-    promise.then(done, done);
-    return promise;
+    return entry;
+  }
+
+  end(entry: Entry): void {
+    this.entries.delete(entry);
+    if (this.entries.size === 0) this.release();
   }
 
   /**
@@ -57,6 +68,6 @@ export class PendingRegistry {
 
   snapshot(): BlockedOp[] {
     const now = performance.now();
-    return [...this.entries].map((e) => ({ op: e.op, comm: e.comm, seconds: Math.round((now - e.since) / 100) / 10 }));
+    return [...this.entries].map((e) => ({ op: typeof e.op === 'string' ? e.op : e.op(), comm: e.comm, seconds: Math.round((now - e.since) / 100) / 10 }));
   }
 }

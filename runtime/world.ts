@@ -20,23 +20,10 @@ import { SHM_WORKER_DATA, type ShmMeshData } from './transport/shm-mesh.js';
 import { ShmTransport, withShm } from './transport/shm.js';
 import { CONTROL_PORT_WORKER_DATA, PORT_ADDRESS, PortLink } from './transport/port.js';
 import type { MessagePort } from 'node:worker_threads';
+import { ENV } from './env.js';
 
-/** Environment a launched rank reads. */
-export const ENV = {
-  control: 'TSMPI_CONTROL',
-  rank: 'TSMPI_RANK',
-  size: 'TSMPI_SIZE',
-  secret: 'TSMPI_SECRET',
-  listen: 'TSMPI_LISTEN',
-  host: 'TSMPI_HOST',
-  /** identifies the machine: ranks with the same id use local sockets between them */
-  hostId: 'TSMPI_HOST_ID',
-  /** `tls:IP:0` when the job spans hosts: where this rank accepts peers from other hosts */
-  listenTls: 'TSMPI_LISTEN_TLS',
-  /** folder holding the job credential (job.key, job.crt) for cross-host links */
-  tlsDir: 'TSMPI_TLS_DIR',
-  initTimeout: 'TSMPI_INIT_TIMEOUT',
-} as const;
+/** Environment a launched rank reads (in runtime/env.ts: the launcher reads it without loading the runtime). */
+export { ENV };
 
 export class World {
   readonly engine: Engine;

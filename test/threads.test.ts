@@ -136,4 +136,35 @@ describe('the shared-memory ring (single producer, single consumer)', () => {
     expect(next).toBeGreaterThan(100 * cap);
     expect(() => new ShmRing(sab, 0, 1000)).toThrow(RangeError);
   });
+
+  it('writes at most `max` bytes a call, hands one view up to the wrap point, and frees only what the reader took', () => {
+    const cap = 64;
+    const ring = new ShmRing(new SharedArrayBuffer(RING_HEADER_BYTES + cap), 0, cap);
+    const bytes = Uint8Array.from({ length: 100 }, (_, i) => i);
+    expect(ring.write(bytes.subarray(0, 40), 16)).toBe(16);
+    expect(ring.write(bytes.subarray(16, 40))).toBe(24);
+    expect(ring.used()).toBe(40);
+    // The reader takes 10 of the 40 offered: the other 30 are offered again.
+    let seen: number[] = [];
+    expect(ring.readInPlace((v) => ((seen = [...v]), 10))).toBe(10);
+    expect(seen).toEqual([...bytes.subarray(0, 40)]);
+    expect(ring.used()).toBe(30);
+    expect(ring.readInPlace((v) => ((seen = [...v]), 0))).toBe(0);
+    expect(ring.used()).toBe(30);
+    expect(ring.readInPlace((v) => void (seen = [...v]))).toBe(30);
+    expect(seen).toEqual([...bytes.subarray(10, 40)]);
+    // Across the wrap point (head at 40): 34 bytes, read as 24 up to the end, then 10.
+    expect(ring.write(bytes.subarray(40, 74))).toBe(34);
+    expect(ring.free()).toBe(cap - 34);
+    expect(ring.contiguous()).toBe(24);
+    const got: number[] = [];
+    while (ring.contiguous() > 0) ring.readInPlace((v) => void got.push(...v), 7);
+    expect(got).toEqual([...bytes.subarray(40, 74)]);
+    // A reader that throws still frees what it was offered (the link ends on a protocol error).
+    ring.write(bytes.subarray(0, 5));
+    expect(() => ring.readInPlace(() => {
+      throw new Error('bad frame');
+    })).toThrow('bad frame');
+    expect(ring.used()).toBe(0);
+  });
 });

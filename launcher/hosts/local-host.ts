@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { socketTransport } from '../../runtime/transport/socket.js';
 import type { Listener } from '../../runtime/transport/transport.js';
 import type { LauncherToRank } from '../../runtime/wire/control.js';
-import { ENV } from '../../runtime/world.js';
+import { ENV } from '../../runtime/env.js';
 import { ControlServer } from '../link/control-server.js';
 import { rankMain } from '../os/paths.js';
 import { localAddress } from '../os/platform.js';
@@ -54,6 +54,8 @@ export interface LocalHostSpec {
   /** the job's private folder on this machine */
   dir: string;
   compiled: string;
+  /** the rank entry its ranks start (default: rank-main; a job's ranks use the rank bundle's, which its compiled script shares) */
+  rankMain?: string;
   script: string;
   args: string[];
   env: Record<string, string>;
@@ -153,7 +155,7 @@ export class LocalHost implements RankHost {
   /** Start one rank running `rank-main ARGV…` with `env`: a child process here; threads in ThreadHost. */
   protected startRank(rank: number, env: NodeJS.ProcessEnv, argv: string[]): RankChild {
     return processChild(
-      spawn(process.execPath, [rankMain, ...argv], {
+      spawn(process.execPath, [this.s.rankMain ?? rankMain, ...argv], {
         env,
         stdio: [rank === 0 ? 'inherit' : 'ignore', 'pipe', 'pipe'],
         windowsHide: true,

@@ -56,7 +56,7 @@ export class ThreadHost extends LocalHost {
   protected override startRank(rank: number, env: NodeJS.ProcessEnv, argv: string[]): RankChild {
     const { port1, port2 } = new MessageChannel();
     this.ports.accept(port1);
-    const w = new Worker(rankMain, {
+    const w = new Worker(this.s.rankMain ?? rankMain, {
       argv,
       env,
       execArgv: [],

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, posix, relative as relativePath, resolve as resolvePath, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
-import { dataframeEntry, distDir, poolEntry, runtimeEntry } from '../os/paths.js';
+import { dataframeEntry, distDir, poolEntry, rankBundle, runtimeEntry } from '../os/paths.js';
 import { DATAFRAME_PLACEHOLDER, PACKAGE_PLACEHOLDER, POOL_PLACEHOLDER, RUNTIME_PLACEHOLDER } from './placeholders.js';
 
 /** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
@@ -35,11 +35,18 @@ export class CompileError extends Error {
   override name = 'CompileError';
 }
 
-/** Where a job's script runs: here (tsmpi from this install), or on a remote host. */
-export type Target = 'local' | 'remote';
+/**
+ * Where a job's script runs: here (tsmpi from this install), here as a job's
+ * rank (tsmpi from this install's rank bundle, which its rank-main shares), or
+ * on a remote host.
+ */
+export type Target = 'local' | 'rank' | 'remote';
 
 const OWN: Record<Target, Record<string, string>> = {
   local: { tsmpi: pathToFileURL(runtimeEntry).href, 'tsmpi/dataframe': pathToFileURL(dataframeEntry).href, 'tsmpi/pool': pathToFileURL(poolEntry).href },
+  rank: rankBundle
+    ? { tsmpi: pathToFileURL(rankBundle.runtime).href, 'tsmpi/dataframe': pathToFileURL(rankBundle.dataframe).href, 'tsmpi/pool': pathToFileURL(rankBundle.pool).href }
+    : {},
   // A remote host's daemon puts its own install's URLs in place of these.
   remote: { tsmpi: RUNTIME_PLACEHOLDER, 'tsmpi/dataframe': DATAFRAME_PLACEHOLDER, 'tsmpi/pool': POOL_PLACEHOLDER },
 };
@@ -108,7 +115,7 @@ const META = '__tsmpiMeta';
  */
 export function prologue(target: Target, scriptAbs: string, place: string): string {
   const base =
-    target === 'local'
+    target !== 'remote'
       ? JSON.stringify(dirname(scriptAbs))
       : `__tsmpiPath.resolve(__tsmpiPath.dirname(__tsmpiUrl.fileURLToPath(import.meta.url)), ${JSON.stringify(posix.dirname(place))})`;
   return [
@@ -147,7 +154,7 @@ function cacheDir(): string | null {
 function cacheKey(abs: string, target: Target, place: string): string {
   let runtimeStamp = '';
   try {
-    runtimeStamp = String(statSync(runtimeEntry).mtimeMs);
+    runtimeStamp = String(statSync(target === 'rank' && rankBundle ? rankBundle.runtime : runtimeEntry).mtimeMs);
   } catch {
     // no stamp: still keyed by everything else
   }

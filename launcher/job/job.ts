@@ -11,6 +11,7 @@ import { isTsmpiError } from '../../runtime/errors.js';
 import type { RankToLauncher } from '../../runtime/wire/control.js';
 import { compileScript, CompileError } from './compile.js';
 import { SCRIPT_FILE } from './placeholders.js';
+import { rankBundle } from '../os/paths.js';
 import { isLocalHost, type Placement } from '../hostlist/hosts.js';
 import { LocalHost } from '../hosts/local-host.js';
 import { ThreadHost } from '../hosts/thread-host.js';
@@ -215,7 +216,8 @@ export class Job {
     const remoteCompiled = join(this.dir, 'remote.mjs');
     // Local ranks start while the script compiles; they import it once told to.
     const compiling = Promise.all([
-      local ? compileScript(spec.script, compiled, 'local') : null,
+      // With the rank bundle, the script's `tsmpi` is the module its rank-main already loaded.
+      local ? compileScript(spec.script, compiled, rankBundle ? 'rank' : 'local') : null,
       remote.length ? compileScript(spec.script, remoteCompiled, 'remote', stagedName(spec.script)) : null,
     ]);
     compiling.catch(() => {});
@@ -303,6 +305,7 @@ export class Job {
         secret: this.secret,
         dir: this.dir,
         compiled,
+        rankMain: rankBundle?.main,
         script: spec.script,
         args: spec.args,
         env: spec.env,

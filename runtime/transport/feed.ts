@@ -5,10 +5,11 @@ import type { Link } from './transport.js';
 export function feedFrames(link: Link, decoder: FrameDecoder, onError: (err: Error) => void = () => {}): void {
   link.onData((chunk) => {
     try {
-      decoder.push(chunk);
+      return decoder.push(chunk);
     } catch (err) {
       onError(err as Error);
       link.destroy(err as Error);
+      return chunk.length;
     }
   });
 }

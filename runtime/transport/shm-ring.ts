@@ -27,11 +27,26 @@ export class ShmRing {
     return (Atomics.load(this.h, HEAD) - Atomics.load(this.h, TAIL)) >>> 0;
   }
 
-  /** Copy as much of `src` as fits; returns the bytes written. Producer only. */
-  write(src: Uint8Array): number {
+  /** Bytes the next readInPlace can hand over in one view (waiting bytes up to the wrap point). */
+  contiguous(): number {
+    const tail = Atomics.load(this.h, TAIL) >>> 0;
+    return Math.min(this.capacity - (tail & this.mask), ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0);
+  }
+
+  /** Bytes free for the producer. */
+  free(): number {
+    return this.capacity - this.used();
+  }
+
+  /**
+   * Copy as much of `src` as fits, at most `max` bytes; returns the bytes
+   * written. Producer only. A small `max` lets the consumer start on the first
+   * piece while the producer copies the next (both copies run in parallel).
+   */
+  write(src: Uint8Array, max = Infinity): number {
     const head = Atomics.load(this.h, HEAD) >>> 0;
     const free = this.capacity - ((head - (Atomics.load(this.h, TAIL) >>> 0)) >>> 0);
-    const n = Math.min(free, src.byteLength);
+    const n = Math.min(free, src.byteLength, max);
     if (n === 0) return 0;
     const at = head & this.mask;
     const first = Math.min(n, this.capacity - at);
@@ -56,23 +71,25 @@ export class ShmRing {
   }
 
   /**
-   * Hand every waiting byte to `cb` as views of the ring (one, or two around the
-   * wrap), then free them: the views are valid only during `cb`. False when empty.
+   * Hand up to `max` waiting bytes to `cb` as one view of the ring (up to the
+   * wrap point), then free what it took: all of them, or the count it returns
+   * (the rest stays to be read again). The view is valid only during `cb`.
+   * Returns the bytes freed (0 when empty). Consumer only.
    */
-  readInPlace(cb: (view: Buffer) => void): boolean {
+  readInPlace(cb: (view: Buffer) => number | void, max = Infinity): number {
     const tail = Atomics.load(this.h, TAIL) >>> 0;
-    const n = ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0;
-    if (n === 0) return false;
     const at = tail & this.mask;
-    const first = Math.min(n, this.capacity - at);
+    const n = Math.min(max, this.capacity - at, ((Atomics.load(this.h, HEAD) >>> 0) - tail) >>> 0);
+    if (n === 0) return 0;
     const d = this.data;
+    let took = n;
     try {
-      cb(Buffer.from(d.buffer, d.byteOffset + at, first));
-      if (n > first) cb(Buffer.from(d.buffer, d.byteOffset, n - first));
+      const r = cb(Buffer.from(d.buffer, d.byteOffset + at, n));
+      if (typeof r === 'number' && r < n) took = r;
     } finally {
-      Atomics.store(this.h, TAIL, (tail + n) | 0);
+      Atomics.store(this.h, TAIL, (tail + took) | 0);
     }
-    return true;
+    return took;
   }
 
   /** The producer has bytes it could not write: the consumer should wake it after reading. */

@@ -11,9 +11,18 @@ export interface Link {
   readonly volatileChunks?: boolean;
   /** Queue bytes; `done` runs once they left this process (or failed). Returns false under backpressure. */
   write(chunk: Uint8Array, done?: (err?: Error | null) => void): boolean;
+  /**
+   * Optional: copy `chunk` out now, whole, ahead of nothing queued, or return
+   * false having written nothing (then `write` it). The caller may reuse `chunk` at once.
+   */
+  writeNow?(chunk: Uint8Array): boolean;
   /** Several chunks as one write, in order. */
   writeMany(chunks: Uint8Array[], done?: (err?: Error | null) => void): boolean;
-  onData(cb: (chunk: Buffer) => void): void;
+  /**
+   * `cb` may return how many bytes of `chunk` it took: a link with
+   * `volatileChunks` offers the rest again later (other links ignore it).
+   */
+  onData(cb: (chunk: Buffer) => number | void): void;
   /** Runs once, after the last data: `err` is undefined for a clean end of stream. */
   onClose(cb: (err?: Error) => void): void;
   /** Runs when a write that returned false has drained. */

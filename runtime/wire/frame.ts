@@ -128,6 +128,13 @@ export interface DecoderOptions {
    * `header.length` bytes (a caller's receive buffer), or null for a fresh one.
    */
   payloadFor?: (header: FrameHeader) => Buffer | null;
+  /**
+   * Asked of a frame whose whole header sits in the chunk: true leaves the
+   * frame unread (`push` returns the bytes taken before it), to be offered again
+   * later. A shared-memory link uses it to give a receive one turn to be posted
+   * before a large message's bytes need a buffer.
+   */
+  hold?: (header: FrameHeader) => boolean;
 }
 
 /**
@@ -143,6 +150,7 @@ export class FrameDecoder {
   private readonly ownThreshold: number;
   private readonly volatileInput: boolean;
   private readonly payloadFor: ((header: FrameHeader) => Buffer | null) | null;
+  private readonly hold: ((header: FrameHeader) => boolean) | null;
   private readonly header = Buffer.alloc(HEADER_SIZE);
   private headerFill = 0;
   private current: FrameHeader | null = null;
@@ -158,6 +166,7 @@ export class FrameDecoder {
     this.ownThreshold = options.ownBufferThreshold ?? 64 * 1024;
     this.volatileInput = options.volatileInput ?? false;
     this.payloadFor = options.payloadFor ?? null;
+    this.hold = options.hold ?? null;
   }
 
   /** True when no partial frame is buffered (a clean place for the stream to end). */
@@ -165,30 +174,33 @@ export class FrameDecoder {
     return this.headerFill === 0 && this.current === null;
   }
 
-  push(chunk: Buffer): void {
+  /** Feed bytes; returns how many were taken (all of them, unless `hold` kept a frame back). */
+  push(chunk: Buffer): number {
     if (this.failure) throw this.failure;
     try {
-      this.consume(chunk);
+      return this.consume(chunk);
     } catch (e) {
       this.failure = e instanceof TsmpiError ? e : new TsmpiError('ERR_PROTOCOL', String(e), { cause: e });
       throw this.failure;
     }
   }
 
-  private consume(chunk: Buffer): void {
+  private consume(chunk: Buffer): number {
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
       if (this.current === null) {
         if (this.headerFill === 0 && end - pos >= HEADER_SIZE) {
-          this.current = decodeHeader(chunk, pos, this.maxPayload);
+          const h = decodeHeader(chunk, pos, this.maxPayload);
+          if (this.hold?.(h)) return pos;
+          this.current = h;
           pos += HEADER_SIZE;
         } else {
           const n = Math.min(HEADER_SIZE - this.headerFill, end - pos);
           chunk.copy(this.header, this.headerFill, pos, pos + n);
           this.headerFill += n;
           pos += n;
-          if (this.headerFill < HEADER_SIZE) return;
+          if (this.headerFill < HEADER_SIZE) return pos;
           this.headerFill = 0;
           this.current = decodeHeader(this.header, 0, this.maxPayload);
         }
@@ -216,6 +228,7 @@ export class FrameDecoder {
         this.emit(payload);
       }
     }
+    return end;
   }
 
   private emit(payload: Buffer): void {
