@@ -15,7 +15,7 @@
  */
 import type { Op } from '../op.js';
 import * as shm from './shm.js';
-import type { Round } from './collectives.js';
+import type { Round } from './round.js';
 import { CollError, asTsmpi } from './values.js';
 import { TsmpiError } from '../errors.js';
 import type { RegionCall } from '../transport/shm-regions.js';

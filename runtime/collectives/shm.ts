@@ -15,7 +15,7 @@ import { Encoding, decodeValue, type Encoded } from '../wire/codec.js';
 import { packBundle, unpackBundle } from '../wire/bundle.js';
 import { PIECE_ERROR, type Piece, type RegionCall } from '../transport/shm-regions.js';
 import { CollError, checked, combine, decodeItem, encodeOr, flatItem, unwrap, type Maybe } from './values.js';
-import type { Round } from './collectives.js';
+import type { Round } from './round.js';
 
 /** Typed arrays at least this large reduce in segments (each rank one slice), not whole at every rank. */
 const SEGMENTED_MIN_BYTES = 64 * 1024;
