@@ -16,9 +16,16 @@ import { CHUNK, deriveFileKey, sealChunk, stagingKeyPair } from '../launcher/sta
 import { tlsChannelBinding } from '../launcher/keys/x509.js';
 import type { DaemonToLauncher } from '../runtime/wire/control.js';
 import type { FrameHeader } from '../runtime/wire/frame.js';
-import { root, until } from './harness.js';
+import { expect } from 'vitest';
+import { root, tsmpirun, until } from './harness.js';
 
 export const tsmpidJs = join(root, 'dist', 'launcher', 'tsmpid.js');
+
+/** `tsmpirun keygen --out DIR`: the launcher key (DIR/id, DIR/id.pub) tests give their daemons. */
+export async function keygen(dir: string): Promise<void> {
+  const kg = await tsmpirun(['keygen', '--out', dir], { timeoutMs: 10_000 });
+  expect(kg.code, kg.stderr).toBe(0);
+}
 
 /** Only loopback: a test that would reach anything else is a bug. */
 export function assertLoopback(host: string): void {

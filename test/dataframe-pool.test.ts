@@ -12,8 +12,8 @@ import type * as dfd from 'danfojs-node';
 import * as F from './fixtures/df-frames.js';
 import { Pool } from '../dist/pool/index.js';
 import { closePool, parallelApply, parallelApplyMap, parallelGroupApply, parallelMap, poolPids } from '../dist/plugins/dataframe/index.js';
-import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
-import { tsmpirun, until } from './harness.js';
+import { keygen, startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { until } from './harness.js';
 
 async function same(parallel: () => unknown, serial: () => unknown): Promise<void> {
   const [p, s] = [await F.outcome(parallel), await F.outcome(serial)];
@@ -149,8 +149,7 @@ describe('the pool option with a Pool on tsmpid hosts', () => {
   beforeAll(async () => {
     base = mkdtempSync(join(tmpdir(), 'df-pool-remote-'));
     const keyDir = join(base, 'keys');
-    const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
-    expect(kg.code, kg.stderr).toBe(0);
+    await keygen(keyDir);
     keys = { identity: join(keyDir, 'id'), knownHosts: join(keyDir, 'known_hosts') };
     [A, B] = await Promise.all([
       startDaemon({ host: '127.0.0.55', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),

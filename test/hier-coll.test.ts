@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { keygen, startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
 import { fixture, tsmpirun } from './harness.js';
 
 let base: string;
@@ -17,8 +17,7 @@ let D: TestDaemon;
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'hier-test-'));
   keyDir = join(base, 'keys');
-  const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
-  expect(kg.code, kg.stderr).toBe(0);
+  await keygen(keyDir);
   D = await startDaemon({ host: '127.0.0.71', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 });
 });
 

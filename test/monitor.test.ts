@@ -502,10 +502,9 @@ describe('monitor: ranks on a tsmpid host', () => {
   let daemon: import('./daemons.js').TestDaemon;
   let keyDir: string;
   beforeAll(async () => {
-    const { startDaemon } = await import('./daemons.js');
+    const { keygen, startDaemon } = await import('./daemons.js');
     keyDir = join(tempDir(), 'keys');
-    const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
-    expect(kg.code, kg.stderr).toBe(0);
+    await keygen(keyDir);
     daemon = await startDaemon({ host: '127.0.0.1', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 });
   });
   afterAll(async () => {

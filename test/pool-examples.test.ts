@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startDaemon, stopDaemons, writeHostfile } from './daemons.js';
+import { keygen, startDaemon, stopDaemons, writeHostfile } from './daemons.js';
 import { example, run, tsmpirun } from './harness.js';
 
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -45,8 +45,7 @@ describe('pool examples', () => {
 
     const home = mkdtempSync(join(tmpdir(), 'pool-example-home-'));
     dirs.push(home);
-    const kg = await tsmpirun(['keygen', '--out', join(home, '.tsmpi')], { timeoutMs: 10_000 });
-    expect(kg.code, kg.stderr).toBe(0);
+    await keygen(join(home, '.tsmpi'));
     const ds = await Promise.all(['127.0.0.57', '127.0.0.58'].map((host) => startDaemon({ host, authorizedKeys: join(home, '.tsmpi', 'id.pub'), slots: 2 })));
     const hostfile = writeHostfile(home, ds.map((d) => d.line(2)));
     const r = await run(process.execPath, ['--import', tsx, example('pool-remote.ts'), hostfile], { timeoutMs: 30_000, env: { HOME: home } });

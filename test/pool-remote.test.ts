@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Pool, task } from '../dist/pool/index.js';
-import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
-import { fixture, root, tsmpirun, until } from './harness.js';
+import { keygen, startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { fixture, root, until } from './harness.js';
 import { range } from './pool-helpers.js';
 
 let base: string;
@@ -21,8 +21,7 @@ let B: TestDaemon;
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'pool-remote-'));
   keyDir = join(base, 'keys');
-  const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
-  expect(kg.code, kg.stderr).toBe(0);
+  await keygen(keyDir);
   dataFile = join(base, 'pool-data.txt');
   writeFileSync(dataFile, 'staged-for-the-pool-17\n');
   [A, B] = await Promise.all([

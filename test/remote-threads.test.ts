@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { marked, noneLeft } from './beds/leftovers.js';
 import { startSshBed, type SshBed } from './beds/sshd.js';
-import { RawClient, startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { keygen, RawClient, startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
 import { readIdentity } from '../launcher/keys/keys.js';
 import { SCRIPT_FILE } from '../launcher/job/placeholders.js';
 import { fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
@@ -31,8 +31,7 @@ beforeAll(async () => {
   work = join(base, 'work');
   mkdirSync(work, { recursive: true });
   keyDir = join(base, 'keys');
-  const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
-  expect(kg.code, kg.stderr).toBe(0);
+  await keygen(keyDir);
   [A, B] = await Promise.all([
     startDaemon({ host: '127.0.0.61', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
     startDaemon({ host: '127.0.0.62', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),

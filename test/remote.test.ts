@@ -14,7 +14,7 @@ import { readIdentity, type Identity } from '../launcher/keys/keys.js';
 import { RUNTIME_PLACEHOLDER, SCRIPT_FILE } from '../launcher/job/placeholders.js';
 import { encodeJson, Encoding } from '../runtime/wire/codec.js';
 import { encodeHeader, FrameType } from '../runtime/wire/frame.js';
-import { rawTcp, RawClient, startDaemon, stopDaemons, tsmpidJs, writeHostfile, type TestDaemon } from './daemons.js';
+import { keygen, rawTcp, RawClient, startDaemon, stopDaemons, tsmpidJs, writeHostfile, type TestDaemon } from './daemons.js';
 import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
 import { alive, fixture, run, sleep, tsmpirun, until, type RunResult, gone, pidsOf } from './harness.js';
 
@@ -35,8 +35,7 @@ beforeAll(async () => {
   writeFileSync(join(work, 'data.txt'), 'staged-data-42\n');
   writeFileSync(join(work, 'sub', 'info.txt'), 'nested-info-7\n');
   keyDir = join(base, 'keys');
-  const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
-  expect(kg.code, kg.stderr).toBe(0);
+  await keygen(keyDir);
   id = readIdentity(join(keyDir, 'id'));
   knownHosts = join(keyDir, 'known_hosts');
   [A, B] = await Promise.all([

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
+import { keygen, startDaemon, stopDaemons, writeHostfile, type TestDaemon } from './daemons.js';
 import { example, fixture, gone, pidsOf, tsmpirun, until, type RunResult } from './harness.js';
 import { layMetaApp, metaOf, STAGED_CONF } from './import-meta.js';
 import { ensureWine, noWinRanks, startWinDaemon, stopWinDaemons, wineRunning, winProcs, type WinDaemon } from './wine.js';
@@ -42,8 +42,7 @@ async function setUp(): Promise<void> {
   writeFileSync(join(work, 'data.txt'), 'staged-data-42\n');
   writeFileSync(join(work, 'sub', 'info.txt'), 'nested-info-7\n');
   keyDir = join(base, 'keys');
-  const kg = await tsmpirun(['keygen', '--out', keyDir], { timeoutMs: 10_000 });
-  expect(kg.code, kg.stderr).toBe(0);
+  await keygen(keyDir);
   [L, W] = await Promise.all([
     startDaemon({ host: '127.0.0.42', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
     startWinDaemon({ host: '127.0.0.41', authorizedKeys: join(keyDir, 'id.pub'), slots: 2 }),
