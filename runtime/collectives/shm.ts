@@ -223,7 +223,7 @@ export async function allreduce(r: Round, c: RegionCall, data: unknown, op: Op, 
   if (w) await w;
   // Everyone's first piece says whether the segmented path fits every rank.
   const heads: Piece[] = [];
-  for (let i = 0; i < r.size; i++) heads.push(await c.piece(others[i]!, 0));
+  for (let i = 0; i < r.size; i++) heads.push(c.head(others[i]!, 0));
   const mine = e instanceof CollError ? null : e;
   const alike =
     op.elementwise &&
@@ -280,7 +280,7 @@ async function segmentedAllreduce(r: Round, c: RegionCall, own: Typed, e: Encode
       if (w) await w;
     }
     const heads: Piece[] = [];
-    for (let i = 0; i < p; i++) heads.push(await c.piece(members[i]!, k));
+    for (let i = 0; i < p; i++) heads.push(c.head(members[i]!, k));
     // My slice: the fold, in rank order, of every rank's slice.
     const [a, b] = seg(me);
     const out = result.subarray(lo + a, lo + b) as Typed;
@@ -299,7 +299,7 @@ async function segmentedAllreduce(r: Round, c: RegionCall, own: Typed, e: Encode
     if (w) await w;
     for (let i = 0; i < p; i++) {
       if (i === me) continue;
-      const h = await c.piece(members[i]!, k, 1);
+      const h = c.head(members[i]!, k);
       const [x, y] = seg(i);
       if (!failure) (result.subarray(lo + x, lo + y) as Typed).set(viewLike(own, sab, h.offset + x * bpe, y - x) as never);
       c.ack(members[i]!, k);

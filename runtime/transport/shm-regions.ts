@@ -297,6 +297,11 @@ export class RegionCall {
       () => (this.mesh.alive(rank) ? null : `rank ${rank} ended before it gave its part of a collective`),
     );
     if (w) await w;
+    return this.head(rank, k);
+  }
+
+  /** The header of piece `k` in `rank`'s region, known to be there (after `allReady`). */
+  head(rank: number, k: number): Piece {
     return this.regions.readPiece(this.slot, rank, halfOf(this.ticket, k));
   }
 
